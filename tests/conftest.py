@@ -1,0 +1,73 @@
+"""Shared fixtures: a clean active-run state, a provenance directory, and validity checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import yprov4ml
+from yprov4ml import api
+from yprov4ml.validate import validate_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_run_left_active():
+    """A test that fails mid-run must not leave its run active for the next test."""
+    yield
+    run = api.active_run()
+    if run is not None:
+        api.finish(run, "FAILED", "left active by a test")
+
+
+@pytest.fixture
+def save_dir(tmp_path: Path) -> Path:
+    return tmp_path / "prov"
+
+
+def assert_valid_prov(path: Path) -> dict:
+    """The file passes the prov round-trip (same record count) and the W3C schema."""
+    report = validate_file(path)
+    assert report.ok, f"{path}: {report.problems()}"
+    assert report.json_records > 0
+    return json.loads(Path(path).read_text())
+
+
+def run_script(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a Python script in a fresh interpreter; fail with its output if it fails."""
+    full_env = {**os.environ, **(env or {})}
+    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done
+
+
+def only_run_dir(save_dir: Path, experiment: str) -> Path:
+    runs = [p for p in (save_dir / experiment).iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture
+def recorded_run(save_dir: Path):
+    """A small finished run with params, metrics in two contexts, an artifact and two model versions."""
+    torch = pytest.importorskip("torch")
+    run = yprov4ml.start_run("www.example.org", "fixture", save_dir, save_after_n_logs=7)
+    yprov4ml.log_params({"lr": 0.01, "epochs": 3, "optimizer": "adam", "use_amp": False})
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    for epoch in range(3):
+        for step in range(10):
+            yprov4ml.log_metric("loss", 1.0 / (1 + epoch * 10 + step), yprov4ml.Context.TRAINING, epoch * 10 + step)
+        yprov4ml.log_metric("val_loss", 0.5 - 0.1 * epoch, yprov4ml.Context.VALIDATION, epoch)
+        yprov4ml.save_model_version(model, "mlp", yprov4ml.Context.TRAINING, epoch)
+    notes = save_dir.parent / "notes.txt"
+    notes.write_text("hello provenance\n")
+    yprov4ml.log_artifact(notes, yprov4ml.Context.EVALUATION)
+    path = yprov4ml.end_run(create_graph=True)
+    return run, path

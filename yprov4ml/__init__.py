@@ -1,0 +1,49 @@
+"""yprov4ml: W3C PROV provenance for machine-learning runs.
+
+    import yprov4ml as prov4ml
+    prov4ml.start_run(prov_user_namespace="www.example.org", experiment_name="mnist")
+    prov4ml.log_param("lr", 1e-3)
+    prov4ml.log_metric("loss", 0.42, prov4ml.Context.TRAINING, step=1)
+    prov4ml.end_run(create_graph=True)
+"""
+
+__version__ = "0.1.0"
+
+from .api import (  # noqa: E402
+    active_run,
+    end_run,
+    log_artifact,
+    log_carbon_metrics,
+    log_current_execution_time,
+    log_dataset,
+    log_execution_end_time,
+    log_execution_start_time,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    log_system_metrics,
+    save_model_version,
+    start_run,
+)
+from .context import Context  # noqa: E402
+from .errors import (  # noqa: E402
+    ArtifactError,
+    InvalidMetricError,
+    NotARunError,
+    ParamConflictError,
+    ProvenanceDirError,
+    RunAlreadyActiveError,
+    RunNotActiveError,
+    YProvError,
+)
+from .reader import load_run  # noqa: E402
+
+__all__ = [
+    "__version__", "Context", "start_run", "end_run", "active_run", "log_metric", "log_metrics", "log_param",
+    "log_params", "log_artifact", "save_model_version", "log_model", "log_dataset",
+    "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
+    "log_execution_end_time", "load_run", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
+    "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
+]

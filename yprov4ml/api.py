@@ -1,0 +1,189 @@
+"""The module-level directives of the paper: ``prov4ml.start_run(...)``, ``prov4ml.log_metric(...)``, ...
+
+They act on the process's active run. ``log_metric`` is the hot path: one
+global read and one method call on top of ``Run.log_metric``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .context import Context
+from .distributed import RankInfo, agree_run_id, detect_rank, mpi_comm
+from .errors import RunAlreadyActiveError, RunNotActiveError
+from .noop import NoOpRun
+from .record import DatasetInfo, FileEntity, ModelVersion
+from .run import Run
+
+_active: Run | NoOpRun | None = None
+_lock = threading.Lock()
+_runs_started = 0
+
+
+def _no_run(directive: str) -> RunNotActiveError:
+    return RunNotActiveError(
+        f"{directive}: no active run. Call yprov4ml.start_run(...) first "
+        "(or use `with yprov4ml.start_run(...) as run:`)."
+    )
+
+
+def _current(directive: str) -> Run | NoOpRun:
+    run = _active
+    if run is None:
+        raise _no_run(directive)
+    return run
+
+
+def active_run() -> Run | NoOpRun | None:
+    """The run this process is recording, or None."""
+    return _active
+
+
+def _ranks(rank: int | None) -> RankInfo:
+    ranks = detect_rank()
+    comm = mpi_comm()
+    if ranks.launcher == "none" and comm is not None and comm.Get_size() > 1:
+        ranks = RankInfo(comm.Get_rank(), comm.Get_size(), 0, "mpi4py", None)
+    if rank is not None:
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+            raise ValueError(f"rank must be a non-negative integer, got {rank!r}")
+        ranks = RankInfo(rank, max(ranks.world_size, rank + 1), ranks.local_rank, ranks.launcher, ranks.job_id)
+    return ranks
+
+
+def _default_experiment() -> str:
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
+    return Path(script).stem or "experiment"
+
+
+def start_run(prov_user_namespace: str | None = None, experiment_name: str | None = None,
+              provenance_save_dir: str | os.PathLike | None = None, collect_all_processes: bool = False,
+              save_after_n_logs: int = 100, rank: int | None = None, *, run_id: str | None = None,
+              user: str | None = None, flush_interval_s: float = 5.0,
+              system_metrics_interval: float | None = None, energy_country: str | None = None) -> Run | NoOpRun:
+    """Start recording a run and make it the active one.
+
+    ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
+    With several ranks and ``collect_all_processes=False`` only rank 0 records;
+    the other ranks get a run that ignores every directive.
+    ``system_metrics_interval`` (seconds) starts a background sampler of
+    system and GPU figures; ``energy_country`` (ISO 3166 alpha-3) sets the grid
+    mix of codecarbon's offline tracker.
+    """
+    global _active, _runs_started
+    with _lock:
+        if _active is not None:
+            raise RunAlreadyActiveError(
+                f"run {_active.run_id} is still active: call yprov4ml.end_run() before starting another"
+            )
+        experiment = experiment_name or _default_experiment()
+        ranks = _ranks(rank)
+        the_id = agree_run_id(experiment, ranks, run_id, _runs_started)
+        save_dir = provenance_save_dir if provenance_save_dir is not None else "prov"
+        if ranks.rank != 0 and not collect_all_processes:
+            run: Run | NoOpRun = NoOpRun(the_id, ranks.rank, Path(save_dir).absolute() / experiment / the_id)
+        else:
+            run = Run(user_namespace=prov_user_namespace, experiment=experiment, save_dir=save_dir,
+                      ranks=ranks, run_id=the_id, save_after_n_logs=save_after_n_logs,
+                      flush_interval_s=flush_interval_s, user=user,
+                      system_metrics_interval=system_metrics_interval, energy_country=energy_country)
+        _runs_started += 1
+        _active = run
+        return run
+
+
+def finish(run: Run | NoOpRun, status: str = "FINISHED", error: str | None = None,
+           create_graph: bool = False, create_svg: bool = False) -> Path | None:
+    """End ``run`` with ``status`` and clear it as the active run."""
+    global _active
+    try:
+        return run.end(create_graph=create_graph, create_svg=create_svg, status=status, error=error)
+    finally:
+        with _lock:
+            if _active is run:
+                _active = None
+
+
+def end_run(create_graph: bool = False, create_svg: bool = False) -> Path | None:
+    """End the active run: flush metrics, write the PROV-JSON (and DOT / SVG). Returns its path."""
+    return finish(_current("end_run"), create_graph=create_graph, create_svg=create_svg)
+
+
+def log_metric(key: str, value: float, context: Context | str | None = None, step: int | None = None,
+               timestamp: float | None = None) -> None:
+    """Append a point to the (key, context) metric series. Cheap: no I/O."""
+    run = _active
+    if run is None:
+        raise _no_run("log_metric")
+    run.log_metric(key, value, context, step, timestamp)
+
+
+def log_metrics(metrics: dict[str, float], context: Context | str | None = None, step: int | None = None,
+                timestamp: float | None = None) -> None:
+    """Log several metrics at one step."""
+    _current("log_metrics").log_metrics(metrics, context, step, timestamp)
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a parameter (once per key)."""
+    _current("log_param").log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Record several parameters."""
+    _current("log_params").log_params(params)
+
+
+def log_artifact(artifact_path: str | os.PathLike, context: Context | str | None = None,
+                 step: int | None = None, timestamp: float | None = None, **options: Any) -> FileEntity | None:
+    """Record a file or directory the run used or produced (``is_input=True`` for inputs)."""
+    return _current("log_artifact").log_artifact(artifact_path, context, step, timestamp, **options)
+
+
+def save_model_version(model: Any, model_name: str | None = None, context: Context | str | None = None,
+                       step: int | None = None, timestamp: float | None = None) -> ModelVersion | None:
+    """Save a checkpoint of the model as a new version."""
+    return _current("save_model_version").save_model_version(model, model_name, context, step, timestamp)
+
+
+def log_model(model: Any, model_label: str | None = None, context: Context | str | None = None,
+              step: int | None = None) -> ModelVersion | None:
+    """Save the final model; ``log_model(model, "name")`` and ``log_model("name", model)`` both work."""
+    return _current("log_model").log_model(model, model_label, context, step)
+
+
+def log_dataset(dataset_or_loader: Any, label: str | None = None,
+                context: Context | str | None = None) -> DatasetInfo | None:
+    """Record a dataset or DataLoader (size, batches, shapes, transform)."""
+    return _current("log_dataset").log_dataset(dataset_or_loader, label, context)
+
+
+def log_current_execution_time(label: str, context: Context | str | None = None,
+                               step: int | None = None) -> float | None:
+    """Log the seconds since the run started as metric ``label``."""
+    return _current("log_current_execution_time").log_current_execution_time(label, context, step)
+
+
+def log_system_metrics(context: Context | str | None = None, step: int | None = None) -> None:
+    """Log CPU, memory, disk and GPU figures as metric series."""
+    _current("log_system_metrics").log_system_metrics(context, step)
+
+
+def log_carbon_metrics(context: Context | str | None = None, step: int | None = None) -> None:
+    """Log energy, emissions and power from codecarbon's offline tracker (started on first call)."""
+    _current("log_carbon_metrics").log_carbon_metrics(context, step)
+
+
+def log_execution_start_time(label: str = "execution") -> None:
+    """Start a named timer."""
+    _current("log_execution_start_time").log_execution_start_time(label)
+
+
+def log_execution_end_time(label: str = "execution", context: Context | str | None = None,
+                           step: int | None = None) -> float | None:
+    """Log the seconds since ``log_execution_start_time(label)`` as ``<label>_time_s``."""
+    return _current("log_execution_end_time").log_execution_end_time(label, context, step)

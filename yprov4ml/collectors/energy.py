@@ -1,0 +1,123 @@
+"""Energy and emissions through codecarbon's offline tracker: started lazily, once per process.
+
+The online tracker calls web services; the offline one needs a country code
+(``YPROV4ML_COUNTRY`` or ``start_run(energy_country=...)``, default ``USA``,
+codecarbon's own fallback grid mix) and makes no network call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+log = logging.getLogger("yprov4ml")
+
+DEFAULT_COUNTRY = "USA"
+COUNTRY_VARIABLE = "YPROV4ML_COUNTRY"
+START_TIMEOUT_S = 10.0
+
+# (figure name, EmissionsData attribute, unit)
+FIGURES = (
+    ("emissions_kg", "emissions", "kgCO2eq"),
+    ("energy_consumed_kwh", "energy_consumed", "kWh"),
+    ("cpu_energy_kwh", "cpu_energy", "kWh"),
+    ("gpu_energy_kwh", "gpu_energy", "kWh"),
+    ("ram_energy_kwh", "ram_energy", "kWh"),
+    ("cpu_power_w", "cpu_power", "W"),
+    ("gpu_power_w", "gpu_power", "W"),
+    ("ram_power_w", "ram_power", "W"),
+)
+
+
+class EnergyTracker:
+    """One codecarbon tracker for this process; every failure becomes ``unavailable`` (a reason)."""
+
+    def __init__(self, country: str | None = None, start_timeout_s: float = START_TIMEOUT_S):
+        self.country = (country or os.environ.get(COUNTRY_VARIABLE) or DEFAULT_COUNTRY).upper()
+        self.unavailable: str | None = None
+        self._timeout = start_timeout_s
+        self._tracker: Any = None
+        self._latest: Any = None
+        self._ready = threading.Event()
+        self._starter: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        try:
+            from codecarbon import OfflineEmissionsTracker
+            from codecarbon.output_methods.base_output import BaseOutput
+        except ImportError:
+            self.unavailable = "codecarbon is not installed (pip install 'yprov4ml[energy]')"
+            self._ready.set()
+            return
+        # codecarbon logs INFO lines at construction, before log_level applies.
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        owner = self
+
+        class _Capture(BaseOutput):  # codecarbon's extension point: receives each flush
+            def out(self, total: Any, delta: Any) -> None:
+                owner._latest = total
+
+            def live_out(self, total: Any, delta: Any) -> None:
+                owner._latest = total
+
+        try:
+            tracker = OfflineEmissionsTracker(
+                country_iso_code=self.country, output_methods=[], output_handlers=[_Capture()],
+                log_level="error", allow_multiple_runs=True, measure_power_secs=15,
+            )
+            tracker.start()
+            self._tracker = tracker
+        except Exception as exc:
+            self.unavailable = f"codecarbon failed to start: {type(exc).__name__}: {exc}"
+        self._ready.set()
+
+    def _ensure_started(self) -> bool:
+        with self._lock:
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start, name="yprov4ml-codecarbon", daemon=True)
+                self._starter.start()
+        if not self._ready.wait(self._timeout):
+            if self.unavailable is None:
+                log.warning("yprov4ml: codecarbon is slow to start (> %.0f s); energy figures will "
+                            "appear once it has", self._timeout)
+            self.unavailable = self.unavailable or "codecarbon is still starting"
+            return False
+        if self.unavailable == "codecarbon is still starting":
+            self.unavailable = None
+        return self._tracker is not None
+
+    def measure(self) -> list[tuple[str, float, str]]:
+        """Cumulative energy and emissions since the tracker started, and current power."""
+        if not self._ensure_started():
+            return []
+        try:
+            self._tracker.flush()
+        except Exception as exc:  # a collector must never break the training loop
+            self.unavailable = f"codecarbon failed to measure: {type(exc).__name__}: {exc}"
+            return []
+        data = self._latest
+        if data is None:
+            return []
+        return [(name, float(getattr(data, attr) or 0.0), unit) for name, attr, unit in FIGURES]
+
+    def totals(self) -> dict[str, Any]:
+        """The run-level figures for the PROV run activity (after a final measurement)."""
+        figures = {name: value for name, value, _ in self.measure()} if self._tracker else {}
+        out: dict[str, Any] = {"energy_country": self.country}
+        for name in ("emissions_kg", "energy_consumed_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh"):
+            if name in figures:
+                out[f"total_{name}"] = figures[name]
+        if self.unavailable:
+            out["energy_unavailable"] = self.unavailable
+        return out
+
+    def stop(self) -> None:
+        if self._tracker is not None:
+            try:
+                self._tracker.stop()
+            except Exception:
+                pass
+            self._tracker = None

@@ -1,0 +1,79 @@
+"""Contexts: the phases of a run (training, validation, ...) that metrics belong to."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import ClassVar
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class Context:
+    """A named phase of a run. Instances are interned: ``Context("x") is Context("x")``.
+
+    ``Context.TRAINING``, ``Context.VALIDATION`` and ``Context.EVALUATION`` are
+    predefined; any other name creates a user-defined context.
+    """
+
+    __slots__ = ("name",)
+    _registry: ClassVar[dict[str, "Context"]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    TRAINING: ClassVar["Context"]
+    VALIDATION: ClassVar["Context"]
+    EVALUATION: ClassVar["Context"]
+    TESTING: ClassVar["Context"]
+
+    def __new__(cls, name: str) -> "Context":
+        existing = cls._registry.get(name)
+        if existing is not None:
+            return existing
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"invalid context name {name!r}: use letters, digits, '_', '.' or '-' "
+                "(e.g. Context('finetune'))"
+            )
+        with cls._lock:
+            ctx = cls._registry.get(name)
+            if ctx is None:
+                ctx = object.__new__(cls)
+                object.__setattr__(ctx, "name", name)
+                cls._registry[name] = ctx
+            return ctx
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("Context is immutable")
+
+    def __repr__(self) -> str:
+        return f"Context({self.name!r})"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __reduce__(self) -> tuple:
+        return (Context, (self.name,))
+
+
+Context.TRAINING = Context("training")
+Context.VALIDATION = Context("validation")
+Context.EVALUATION = Context("evaluation")
+# Upstream 3.x calls the evaluation phase TESTING; both names are one context.
+Context.TESTING = Context.EVALUATION
+
+
+def as_context(value: "Context | str | object | None") -> Context:
+    """Normalise what a user passed as a context: a Context, its name, an Enum, or None."""
+    if value is None:
+        return Context.TRAINING
+    if isinstance(value, Context):
+        return value
+    if isinstance(value, str):
+        return Context(value.lower() if value.upper() == value else value)
+    name = getattr(value, "name", None)  # an Enum member of the user's own
+    if isinstance(name, str):
+        return Context(name.lower())
+    raise TypeError(
+        f"context must be a yprov4ml.Context or its name, got {type(value).__name__}: "
+        "use Context.TRAINING, Context.VALIDATION, Context.EVALUATION or Context('name')"
+    )

@@ -1,0 +1,119 @@
+"""What a run captures on its own: source code, Python, OS, packages, accelerators, env vars."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+from .files import sha256_of
+
+SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
+REDACTED = "<redacted>"
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
+
+
+def is_secret_name(name: str) -> bool:
+    """True for variable names that look like they hold a secret (API_TOKEN, DB_PASSWORD, ...)."""
+    upper = name.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)
+
+
+def redact_url_credentials(text: str) -> str:
+    """Hide ``user:password@`` in URLs (git remotes, proxy settings)."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>" + REDACTED + "@", text)
+
+
+def environment_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """All environment variables, with the values of secret-looking names redacted."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: REDACTED if is_secret_name(name) else redact_url_credentials(value)
+        for name, value in sorted(environ.items())
+    }
+
+
+def installed_packages() -> list[str]:
+    """``name==version`` of every installed distribution, sorted and de-duplicated."""
+    found = set()
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            found.add(f"{name}=={dist.version}")
+    return sorted(found, key=str.lower)
+
+
+def accelerators() -> list[str]:
+    """Accelerators visible through torch, when the user's code already imported it."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    found = []
+    try:
+        if torch.cuda.is_available():
+            found += [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            found.append("mps")
+    except Exception:  # a broken driver must not break the run
+        pass
+    return found
+
+
+def python_and_os() -> dict[str, Any]:
+    """Interpreter and operating-system facts."""
+    import psutil
+
+    return {
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "python_executable": sys.executable,
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count() or 0,
+        "memory_total_bytes": psutil.virtual_memory().total,
+    }
+
+
+def capture_environment() -> dict[str, Any]:
+    """The environment entity's attributes."""
+    facts = python_and_os()
+    facts["packages"] = installed_packages()
+    facts["accelerators"] = accelerators()
+    facts["environment_variables"] = environment_variables()
+    return facts
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def capture_source(script: str | None = None) -> dict[str, Any]:
+    """The entry script (path, sha256) and, inside a git work tree, commit, branch, dirty flag."""
+    script = script if script is not None else (sys.argv[0] if sys.argv and sys.argv[0] else "")
+    facts: dict[str, Any] = {}
+    path = Path(script) if script and script not in ("-c", "-m") else None
+    if path is not None and path.is_file():
+        path = path.resolve()
+        facts["script"] = str(path)
+        facts["script_sha256"] = sha256_of(path)
+    where = path.parent if path is not None and path.is_file() else Path.cwd()
+    if shutil.which("git") and _git(where, "rev-parse", "--is-inside-work-tree") == "true":
+        facts["git_commit"] = _git(where, "rev-parse", "HEAD") or "(no commits)"
+        facts["git_branch"] = _git(where, "rev-parse", "--abbrev-ref", "HEAD") or ""
+        status = _git(where, "status", "--porcelain", "--untracked-files=no")
+        facts["git_dirty"] = bool(status)
+        remote = _git(where, "config", "--get", "remote.origin.url")
+        if remote:
+            facts["git_remote"] = redact_url_credentials(remote)
+    return facts

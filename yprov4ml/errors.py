@@ -1,0 +1,33 @@
+"""Exceptions raised by yprov4ml: each names the problem and the fix."""
+
+
+class YProvError(Exception):
+    """Base class of every error yprov4ml raises on misuse."""
+
+
+class RunNotActiveError(YProvError, RuntimeError):
+    """A directive was called while no run is active."""
+
+
+class RunAlreadyActiveError(YProvError, RuntimeError):
+    """start_run was called while another run is active in this process."""
+
+
+class ParamConflictError(YProvError, ValueError):
+    """A parameter key was logged again with a different value."""
+
+
+class InvalidMetricError(YProvError, TypeError):
+    """A metric key, value or step has the wrong type."""
+
+
+class ArtifactError(YProvError, ValueError):
+    """An artifact path is missing or would land outside the run directory."""
+
+
+class ProvenanceDirError(YProvError, OSError):
+    """The provenance directory cannot be created or written."""
+
+
+class NotARunError(YProvError, ValueError):
+    """A path given to a reader is not a yprov4ml run directory or document."""

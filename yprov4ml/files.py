@@ -1,0 +1,60 @@
+"""File helpers: atomic writes, hashing, and paths that cannot escape the run directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+
+from .errors import ArtifactError
+
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temp_sibling(path: Path) -> Path:
+    """A unique hidden name beside ``path``, for writing before an atomic rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half of one."""
+    path = Path(path)
+    tmp = temp_sibling(path)
+    try:
+        with open(tmp, "xb") as fh:  # mode follows the umask, unlike mkstemp's 0600
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def inside(root: Path, relative: str) -> Path:
+    """Resolve ``relative`` under ``root``; refuse names that would land outside it."""
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise ArtifactError(
+            f"artifact name {relative!r} would escape the run directory: "
+            "give a relative name without '..' (e.g. name='plots/loss.png')"
+        )
+    target = (root / Path(*pure.parts)).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise ArtifactError(f"artifact name {relative!r} resolves outside the run directory {root}")
+    return target

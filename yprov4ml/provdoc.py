@@ -1,0 +1,205 @@
+"""Record → PROV: the one place where a run record becomes a W3C PROV document.
+
+Identifiers live in the run's namespace (``run:``), attribute names in the
+yprov4ml vocabulary (``yprov:``). See docs/prov-model.md for the diagram.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from prov.model import PROV, PROV_LABEL, PROV_LOCATION, PROV_TYPE, XSD, ProvDocument
+
+from . import __version__
+from .identifiers import safe_name
+from .record import FileEntity, ModelVersion, RunRecord
+
+VOCABULARY = "https://w3id.org/yprov4ml/ns#"
+RUN_NAMESPACE = "https://w3id.org/yprov4ml/run/"
+DEFAULT_USER_NAMESPACE = "https://w3id.org/yprov4ml/user/"
+
+
+def absolute_namespace(namespace: str | None) -> str:
+    """The user's namespace as an absolute IRI ending in '/' or '#' (``example.org`` → ``http://example.org/``)."""
+    if not namespace:
+        return DEFAULT_USER_NAMESPACE
+    if "://" not in namespace and not namespace.startswith("urn:"):
+        namespace = "http://" + namespace
+    return namespace if namespace.endswith(("/", "#", ":")) else namespace + "/"
+
+
+def timestamp(seconds: float) -> datetime:
+    """A Unix time as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def run_activity_id(rank: int) -> str:
+    return f"run:rank-{rank}"
+
+
+def context_activity_id(rank: int, context: str) -> str:
+    return f"run:rank-{rank}/context/{context}"
+
+
+def metric_entity_id(rank: int, context: str, key: str) -> str:
+    return f"run:rank-{rank}/metric/{context}/{safe_name(key)}"
+
+
+def new_document(run_id: str, user_namespace: str) -> ProvDocument:
+    """An empty document with every prefix bound to an absolute IRI."""
+    doc = ProvDocument()
+    doc.add_namespace("xsd", XSD.uri)
+    doc.add_namespace("yprov", VOCABULARY)
+    doc.add_namespace("run", f"{RUN_NAMESPACE}{safe_name(run_id)}/")
+    doc.add_namespace("user", absolute_namespace(user_namespace))
+    return doc
+
+
+def to_json(doc: ProvDocument, indent: int | None = 2) -> str:
+    """PROV-JSON text of ``doc`` with the ``xsd`` and ``prov`` prefixes declared explicitly.
+
+    prov leaves the two standard prefixes implicit; declaring them lets any
+    JSON reader resolve every QName to an absolute IRI.
+    """
+    data = json.loads(doc.serialize())
+    _declare_standard_prefixes(data)
+    return json.dumps(data, indent=indent, ensure_ascii=False)
+
+
+def _declare_standard_prefixes(document: dict) -> None:
+    prefixes = document.setdefault("prefix", {})
+    prefixes.setdefault("xsd", XSD.uri)
+    prefixes.setdefault("prov", PROV.uri)
+    for bundle in (document.get("bundle") or {}).values():
+        _declare_standard_prefixes(bundle)
+
+
+def literal(value: Any) -> Any:
+    """A PROV attribute value: scalars keep their type, anything else becomes JSON text."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _attrs(prefix_free: dict[str, Any]) -> dict[str, Any]:
+    """``{"count": 3}`` → ``{"yprov:count": 3}``, dropping None values."""
+    return {f"yprov:{k}": literal(v) for k, v in prefix_free.items() if v is not None}
+
+
+def build_document(record: RunRecord) -> ProvDocument:
+    """The PROV document of one rank of one run."""
+    info = record.info
+    doc = new_document(info.run_id, info.user_namespace)
+    rank = info.rank
+    run_attrs = _attrs({
+        "run_id": info.run_id, "experiment": info.experiment, "status": info.status, "error": info.error,
+        "rank": rank, "local_rank": info.local_rank, "world_size": info.world_size, "launcher": info.launcher,
+        "host": info.host, "pid": info.pid, "command_line": info.command_line,
+        "wall_time_s": (info.end_time - info.start_time) if info.end_time else None,
+        **(record.resource_usage or {}),
+    })
+    if info.parent_task:
+        run_attrs.update(_attrs({f"parent_{k}": v for k, v in info.parent_task.items()}))
+    run_attrs[PROV_TYPE] = "yprov:RunExecution"
+    run_attrs[PROV_LABEL] = f"{info.experiment} run {info.run_id} rank {rank}"
+    run = doc.activity(run_activity_id(rank), timestamp(info.start_time),
+                       timestamp(info.end_time) if info.end_time else None, run_attrs)
+
+    person = doc.agent(f"user:{safe_name(info.user)}", {PROV_TYPE: "prov:Person", PROV_LABEL: info.user})
+    software = doc.agent("yprov:yprov4ml", {PROV_TYPE: "prov:SoftwareAgent", PROV_LABEL: "yprov4ml",
+                                            "yprov:version": __version__})
+    doc.wasAssociatedWith(run, person)
+    doc.wasAssociatedWith(run, software)
+    doc.actedOnBehalfOf(software, person)
+
+    contexts = {}
+    for name, (first, last) in sorted(record.context_times.items()):
+        ctx = doc.activity(context_activity_id(rank, name), timestamp(first), timestamp(last), {
+            PROV_TYPE: "yprov:Context", PROV_LABEL: name, "yprov:context": name,
+            "yprov:duration_s": last - first,
+        })
+        doc.wasInformedBy(ctx, run)
+        contexts[name] = ctx
+
+    def activity_for(context: str | None):
+        return contexts.get(context, run) if context else run
+
+    for key, param in sorted(record.params.items()):
+        value = param.value
+        attrs = {PROV_TYPE: "yprov:Parameter", PROV_LABEL: key, "yprov:key": key, "yprov:value": literal(value)}
+        if not isinstance(value, (bool, int, float, str)):
+            attrs["yprov:value_type"] = type(value).__name__
+        doc.used(run, doc.entity(f"run:rank-{rank}/param/{safe_name(key)}", attrs), timestamp(param.time))
+
+    for (key, context), series in sorted(record.metrics.items()):
+        summary = series.summary()
+        attrs = _attrs({
+            "key": key, "context": context, "rank": rank, "unit": series.unit, "count": summary["count"],
+            "first_step": summary["first_step"], "last_step": summary["last_step"],
+            "min": summary["min"], "max": summary["max"], "last_value": summary["last_value"],
+            "sha256": series.sha256, "format": "yprov4ml-metric/1",
+        })
+        attrs.update({PROV_TYPE: "yprov:MetricSeries", PROV_LABEL: key, PROV_LOCATION: series.relpath})
+        entity = doc.entity(metric_entity_id(rank, context, key), attrs)
+        last = summary["last_time"]
+        doc.wasGeneratedBy(entity, activity_for(context), timestamp(last) if last else None)
+
+    taken: set[str] = set()
+
+    def unique(identifier: str) -> str:
+        """Two artifacts (or datasets) logged under one name get distinct ids: name, name-2, ..."""
+        candidate, n = identifier, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{identifier}-{n}"
+        taken.add(candidate)
+        return candidate
+
+    for artifact in record.artifacts:
+        _file_entity(doc, unique(f"run:rank-{rank}/artifact/{safe_name(artifact.name)}"), artifact,
+                     "yprov:Artifact", activity_for(artifact.context))
+
+    previous: dict[str, Any] = {}
+    for model in record.models:
+        entity = _file_entity(doc, f"run:rank-{rank}/model/{safe_name(model.model_name)}/v{model.version}",
+                              model, "yprov:ModelVersion", activity_for(model.context))
+        if model.model_name in previous:
+            doc.wasDerivedFrom(entity, previous[model.model_name], other_attributes={PROV_TYPE: "prov:Revision"})
+        previous[model.model_name] = entity
+
+    for dataset in record.datasets:
+        attrs = _attrs({"label": dataset.label, "context": dataset.context, **dataset.attributes})
+        attrs.update({PROV_TYPE: "yprov:Dataset", PROV_LABEL: dataset.label})
+        entity = doc.entity(unique(f"run:rank-{rank}/dataset/{safe_name(dataset.label)}"), attrs)
+        doc.used(activity_for(dataset.context), entity, timestamp(dataset.time))
+
+    if record.source:
+        attrs = _attrs(record.source)
+        attrs.update({PROV_TYPE: "yprov:SourceCode", PROV_LABEL: "source code"})
+        if "script" in record.source:
+            attrs[PROV_LOCATION] = record.source["script"]
+        doc.used(run, doc.entity(f"run:rank-{rank}/source", attrs))
+    if record.environment:
+        attrs = _attrs(record.environment)
+        attrs.update({PROV_TYPE: "yprov:Environment", PROV_LABEL: "execution environment"})
+        doc.used(run, doc.entity(f"run:rank-{rank}/environment", attrs))
+    return doc
+
+
+def _file_entity(doc: ProvDocument, identifier: str, item: FileEntity, kind: str, activity: Any) -> Any:
+    extra = {"model_name": item.model_name, "version": item.version, "final": item.final} \
+        if isinstance(item, ModelVersion) else {}
+    attrs = _attrs({
+        "name": item.name, "size_bytes": item.size, "sha256": item.sha256, "context": item.context,
+        "step": item.step, "original_path": item.original_path, "is_input": item.is_input,
+        **extra, **item.attributes,
+    })
+    attrs.update({PROV_TYPE: kind, PROV_LABEL: item.name, PROV_LOCATION: item.path})
+    entity = doc.entity(identifier, attrs)
+    if item.is_input:
+        doc.used(activity, entity, timestamp(item.time))
+    else:
+        doc.wasGeneratedBy(entity, activity, timestamp(item.time))
+    return entity

@@ -1,0 +1,101 @@
+"""The run record: what a run logged, as plain data. It knows nothing of PROV or files.
+
+`provdoc` maps a record to PROV; `run` fills it; `reader` rebuilds views of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .metrics import MetricSeries
+
+
+@dataclass
+class RunInfo:
+    """Identity and lifecycle of one run on one rank."""
+
+    run_id: str
+    experiment: str
+    user_namespace: str
+    user: str
+    run_dir: str
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    launcher: str = "none"
+    host: str = ""
+    pid: int = 0
+    command_line: str = ""
+    start_time: float = 0.0
+    end_time: float | None = None
+    status: str = "RUNNING"
+    error: str | None = None
+    parent_task: dict[str, str] | None = None
+
+
+@dataclass
+class Param:
+    key: str
+    value: Any
+    time: float
+
+
+@dataclass
+class FileEntity:
+    """A file the run used or produced: an artifact, or a saved model version."""
+
+    name: str
+    path: str  # relative to the run directory
+    size: int
+    sha256: str
+    time: float
+    context: str | None = None
+    step: int | None = None
+    is_input: bool = False
+    original_path: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelVersion(FileEntity):
+    """One saved state of a model; versions of one name form a derivation chain."""
+
+    model_name: str = ""
+    version: int = 1
+    final: bool = False
+
+
+@dataclass
+class DatasetInfo:
+    label: str
+    time: float
+    context: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """Everything one rank of one run recorded."""
+
+    info: RunInfo
+    params: dict[str, Param] = field(default_factory=dict)
+    metrics: dict[tuple[str, str], MetricSeries] = field(default_factory=dict)
+    artifacts: list[FileEntity] = field(default_factory=list)
+    models: list[ModelVersion] = field(default_factory=list)
+    datasets: list[DatasetInfo] = field(default_factory=list)
+    context_times: dict[str, list[float]] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    resource_usage: dict[str, Any] = field(default_factory=dict)
+
+    def touch_context(self, context: str, when: float) -> None:
+        """Widen the time span of ``context`` to include ``when``."""
+        span = self.context_times.get(context)
+        if span is None:
+            self.context_times[context] = [when, when]
+        else:
+            if when < span[0]:
+                span[0] = when
+            if when > span[1]:
+                span[1] = when

@@ -1,0 +1,98 @@
+"""Is this valid PROV-JSON? The prov round-trip and the W3C PROV-JSON schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_NOT_RECORDS = {"prefix", "bundle"}
+
+
+@dataclass
+class ValidationReport:
+    """What the two checks found; ``ok`` when both pass."""
+
+    path: str
+    json_records: int = 0
+    prov_records: int = 0
+    schema_errors: list[str] = field(default_factory=list)
+    prov_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.schema_errors and self.prov_error is None and self.json_records == self.prov_records
+
+    def problems(self) -> list[str]:
+        found = list(self.schema_errors)
+        if self.prov_error:
+            found.append(f"prov cannot read it: {self.prov_error}")
+        elif self.json_records != self.prov_records:
+            found.append(f"prov read {self.prov_records} records where the JSON has {self.json_records}")
+        return found
+
+
+@lru_cache(maxsize=1)
+def prov_json_schema() -> dict:
+    """The W3C PROV-JSON schema shipped in the prov wheel, with its ``wasEndedby`` typo accounted for.
+
+    The schema spells the end relation ``wasEndedby`` while the PROV-JSON
+    submission and every serializer write ``wasEndedBy``; both are accepted.
+    """
+    import prov
+
+    path = Path(prov.__file__).parent / "tests" / "schemas" / "prov-json.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema = copy.deepcopy(schema)
+    for holder in (schema, schema["definitions"]["bundle"]):
+        props = holder.get("properties", {})
+        if "wasEndedby" in props:
+            props["wasEndedBy"] = props["wasEndedby"]
+    return schema
+
+
+def count_records(document: dict) -> int:
+    """Records in a PROV-JSON object, bundles' contents included."""
+    total = sum(len(v) for k, v in document.items() if k not in _NOT_RECORDS and isinstance(v, dict))
+    for bundle in (document.get("bundle") or {}).values():
+        total += count_records(bundle)
+    return total
+
+
+def validate_document(data: dict[str, Any], path: str = "<document>") -> ValidationReport:
+    """Check a parsed PROV-JSON object against the schema and the prov round-trip."""
+    import jsonschema
+    from prov.model import ProvDocument
+
+    report = ValidationReport(path=path, json_records=count_records(data))
+    validator_cls = jsonschema.validators.validator_for(prov_json_schema())
+    validator = validator_cls(prov_json_schema())
+    report.schema_errors = [
+        f"schema: {'/'.join(map(str, err.absolute_path)) or '(root)'}: {err.message}"
+        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    try:
+        doc = ProvDocument.deserialize(content=json.dumps(data), format="json")
+    except Exception as exc:  # prov raises many kinds; the message is what matters
+        report.prov_error = f"{type(exc).__name__}: {exc}"
+        return report
+    report.prov_records = len(doc.get_records()) + sum(len(b.get_records()) for b in doc.bundles)
+    return report
+
+
+def validate_file(path: str | os.PathLike) -> ValidationReport:
+    """Validate a PROV-JSON file; unreadable or non-JSON files give a report with the reason."""
+    report = ValidationReport(path=str(path))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        report.prov_error = f"cannot read JSON: {exc}"
+        return report
+    if not isinstance(data, dict):
+        report.prov_error = "not a PROV-JSON document: the top level is not a JSON object"
+        return report
+    return validate_document(data, str(path))
