@@ -63,7 +63,10 @@ def to_json(doc: ProvDocument, indent: int | None = 2) -> str:
     prov leaves the two standard prefixes implicit; declaring them lets any
     JSON reader resolve every QName to an absolute IRI.
     """
-    data = json.loads(doc.serialize())
+    # The JSON serializer module alone: doc.serialize() would import every format (rdflib too).
+    from prov.serializers.provjson import encode_json_document
+
+    data = encode_json_document(doc)
     _declare_standard_prefixes(data)
     return json.dumps(data, indent=indent, ensure_ascii=False)
 

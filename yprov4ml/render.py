@@ -13,10 +13,12 @@ from .files import atomic_write_text
 
 
 def write_dot(doc: ProvDocument, path: Path) -> Path:
-    """Write the DOT source of ``doc`` (prov's standard PROV styling)."""
+    """Write the DOT source of ``doc`` in prov's standard PROV styling, one node per record."""
     from prov.dot import prov_to_dot
 
-    atomic_write_text(path, prov_to_dot(doc, use_labels=True).to_string())
+    # Attributes (package lists, environment variables) would bury the structure: labels only.
+    picture = prov_to_dot(doc, use_labels=True, show_element_attributes=False, show_relation_attributes=False)
+    atomic_write_text(path, picture.to_string())
     return path
 
 

@@ -65,8 +65,10 @@ def count_records(document: dict) -> int:
 
 def validate_document(data: dict[str, Any], path: str = "<document>") -> ValidationReport:
     """Check a parsed PROV-JSON object against the schema and the prov round-trip."""
+    import io
+
     import jsonschema
-    from prov.model import ProvDocument
+    from prov.serializers.provjson import ProvJSONSerializer
 
     report = ValidationReport(path=path, json_records=count_records(data))
     validator_cls = jsonschema.validators.validator_for(prov_json_schema())
@@ -76,7 +78,7 @@ def validate_document(data: dict[str, Any], path: str = "<document>") -> Validat
         for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     ]
     try:
-        doc = ProvDocument.deserialize(content=json.dumps(data), format="json")
+        doc = ProvJSONSerializer().deserialize(io.StringIO(json.dumps(data)))
     except Exception as exc:  # prov raises many kinds; the message is what matters
         report.prov_error = f"{type(exc).__name__}: {exc}"
         return report

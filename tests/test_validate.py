@@ -1,0 +1,47 @@
+"""The validator itself: it accepts what prov writes and rejects what is not PROV-JSON."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import jsonschema
+import prov.model as pm
+from prov.serializers.provjson import encode_json_document
+
+from yprov4ml.validate import count_records, prov_json_schema, validate_document
+
+
+def _doc_with_end() -> dict:
+    doc = pm.ProvDocument()
+    ex = doc.add_namespace("ex", "https://example.org/")
+    act = doc.activity(ex["a"], datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+    doc.wasEndedBy(act, doc.entity(ex["trigger"]))
+    bundle = doc.bundle(ex["b"])
+    bundle.entity(ex["inside"])
+    return encode_json_document(doc)
+
+
+def test_was_ended_by_is_accepted_despite_the_schema_typo():
+    data = _doc_with_end()
+    assert "wasEndedBy" in data
+    raw = json.loads((__import__("pathlib").Path(pm.__file__).parent.parent / "tests" / "schemas" /
+                      "prov-json.schema.json").read_text())
+    assert list(jsonschema.Draft4Validator(raw).iter_errors(data)), "the shipped schema rejects wasEndedBy"
+    report = validate_document(data)
+    assert report.ok, report.problems()
+    assert report.json_records == 4 == report.prov_records  # bundle contents counted
+
+
+def test_unknown_top_level_keys_and_bad_values_are_rejected():
+    data = _doc_with_end()
+    typo = dict(data, wasEndedby={})  # the schema's spelling is not PROV-JSON: prov refuses it
+    assert "wasEndedby" in validate_document(typo).prov_error
+    data["entity"] = {"ex:x": {"ex:attr": {"no-dollar": 1}}}
+    assert not validate_document(data).ok
+    assert not validate_document({"prefix": {}, "entities": {}}).ok
+
+
+def test_record_counting_sees_bundles():
+    assert count_records({"prefix": {}, "entity": {"a": {}, "b": {}}, "bundle": {"x": {"activity": {"c": {}}}}}) == 3
+    assert prov_json_schema()["properties"]["wasEndedBy"]

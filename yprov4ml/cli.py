@@ -1,0 +1,122 @@
+"""The ``yprov4ml`` command: look at, check and draw recorded runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import NotARunError
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .reader import load_run
+
+    view = load_run(args.run, rank=args.rank)
+    metrics = {
+        f"{key}@{context}": {"count": len(data), "last": data.values[-1] if data.values else None,
+                             "min": min(data.values, default=None), "max": max(data.values, default=None)}
+        for (key, context), data in sorted(view.metrics.items())
+    }
+    energy = {k: v for k, v in view.run.items() if "energy" in k or "emissions" in k}
+    summary = {"run_id": view.run_id, "experiment": view.experiment, "status": view.status, "error": view.error,
+               "rank": view.rank, "world_size": view.world_size, "start": view.start_time, "end": view.end_time,
+               "params": view.params, "metrics": metrics, "energy": energy,
+               "artifacts": [a.get("prov:location") for a in view.artifacts],
+               "models": [m.get("prov:location") for m in view.models]}
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    print(f"run {view.run_id}  ({view.experiment}, rank {view.rank}/{view.world_size})  {view.status}")
+    if view.error:
+        print(f"  error: {view.error}")
+    print(f"  {view.start_time} → {view.end_time}")
+    if view.params:
+        print("params:")
+        for key, value in sorted(view.params.items()):
+            print(f"  {key} = {value!r}")
+    if metrics:
+        print("metrics:" + " " * 30 + "count        last         min         max")
+        for name, m in metrics.items():
+            print(f"  {name:36.36s} {m['count']:5d} {m['last']:11.5g} {m['min']:11.5g} {m['max']:11.5g}")
+    for key, value in energy.items():
+        print(f"  {key} = {value}")
+    for label, files in (("artifacts", summary["artifacts"]), ("models", summary["models"])):
+        if files:
+            print(f"{label}: " + ", ".join(files))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .validate import validate_file
+
+    failed = 0
+    for path in args.files:
+        report = validate_file(path)
+        if report.ok:
+            print(f"{path}: valid PROV-JSON ({report.json_records} records; prov round-trip and W3C schema pass)")
+        else:
+            failed += 1
+            print(f"{path}: INVALID", file=sys.stderr)
+            for problem in report.problems()[:20]:
+                print(f"  {problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    import io
+
+    from prov.serializers.provjson import ProvJSONSerializer
+
+    from .reader import _prov_file
+    from .render import write_dot, write_svg
+
+    source = _prov_file(Path(args.run), args.rank)
+    doc = ProvJSONSerializer().deserialize(io.StringIO(source.read_text(encoding="utf-8")))
+    out = Path(args.output) if args.output else source.with_name(f"graph.rank{args.rank}.dot")
+    dot = write_dot(doc, out.with_suffix(".dot"))
+    print(dot)
+    if args.svg:
+        svg = write_svg(dot, dot.with_suffix(".svg"))
+        if svg is None:
+            return 1
+        print(svg)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yprov4ml", description="Look at, check and draw yprov4ml runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    show = sub.add_parser("show", help="summary of a run: params, metrics, artifacts, energy, status")
+    show.add_argument("run", help="run directory or prov.rankN.json")
+    show.add_argument("--rank", type=int, default=0)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=_show)
+
+    validate = sub.add_parser("validate", help="check PROV-JSON files: prov round-trip and W3C schema")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=_validate)
+
+    graph = sub.add_parser("graph", help="DOT (and SVG) picture of a run's provenance")
+    graph.add_argument("run", help="run directory or prov.rankN.json")
+    graph.add_argument("--rank", type=int, default=0)
+    graph.add_argument("--svg", action="store_true", help="also render SVG with Graphviz")
+    graph.add_argument("-o", "--output", help="output path (default: graph.rankN.dot beside the document)")
+    graph.set_defaults(func=_graph)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NotARunError, FileNotFoundError) as exc:
+        print(f"yprov4ml {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
