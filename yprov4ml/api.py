@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import safety
 from .context import Context
 from .distributed import RankInfo, agree_run_id, detect_rank, mpi_comm
 from .errors import RunAlreadyActiveError, RunNotActiveError
@@ -64,7 +65,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               provenance_save_dir: str | os.PathLike | None = None, collect_all_processes: bool = False,
               save_after_n_logs: int = 100, rank: int | None = None, *, run_id: str | None = None,
               user: str | None = None, flush_interval_s: float = 5.0,
-              system_metrics_interval: float | None = None, energy_country: str | None = None) -> Run | NoOpRun:
+              system_metrics_interval: float | None = None, energy_country: str | None = None,
+              collection_timeout_s: float | None = None) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -72,7 +74,10 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     the other ranks get a run that ignores every directive.
     ``system_metrics_interval`` (seconds) starts a background sampler of
     system and GPU figures; ``energy_country`` (ISO 3166 alpha-3) sets the grid
-    mix of codecarbon's offline tracker.
+    mix of codecarbon's offline tracker. With ``collect_all_processes=True`` on
+    several ranks, rank 0's ``end_run`` waits up to ``collection_timeout_s``
+    (default 120 s, or ``$YPROV4ML_COLLECTION_TIMEOUT``) for the other ranks'
+    documents and writes ``collection.json``.
     """
     global _active, _runs_started
     with _lock:
@@ -90,9 +95,11 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
             run = Run(user_namespace=prov_user_namespace, experiment=experiment, save_dir=save_dir,
                       ranks=ranks, run_id=the_id, save_after_n_logs=save_after_n_logs,
                       flush_interval_s=flush_interval_s, user=user,
-                      system_metrics_interval=system_metrics_interval, energy_country=energy_country)
+                      system_metrics_interval=system_metrics_interval, energy_country=energy_country,
+                      collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s)
         _runs_started += 1
         _active = run
+        safety.install(lambda status, error: finish(run, status, error))
         return run
 
 
@@ -106,6 +113,7 @@ def finish(run: Run | NoOpRun, status: str = "FINISHED", error: str | None = Non
         with _lock:
             if _active is run:
                 _active = None
+                safety.uninstall()
 
 
 def end_run(create_graph: bool = False, create_svg: bool = False) -> Path | None:

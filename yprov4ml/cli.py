@@ -86,6 +86,18 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from .merge import main as merge_main
+
+    return merge_main(args.rest, prog="yprov4ml merge")
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from .recover import main as recover_main
+
+    return recover_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yprov4ml", description="Look at, check and draw yprov4ml runs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--svg", action="store_true", help="also render SVG with Graphviz")
     graph.add_argument("-o", "--output", help="output path (default: graph.rankN.dot beside the document)")
     graph.set_defaults(func=_graph)
+
+    merge = sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)",
+                           add_help=False)
+    merge.add_argument("rest", nargs=argparse.REMAINDER)
+    merge.set_defaults(func=_merge)
+
+    recover = sub.add_parser("recover", help="valid PROV-JSON (status KILLED) for an unfinished run directory",
+                             add_help=False)
+    recover.add_argument("rest", nargs=argparse.REMAINDER)
+    recover.set_defaults(func=_recover)
     return parser
 
 

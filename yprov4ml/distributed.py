@@ -131,3 +131,16 @@ def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequenc
         f"other ranks: this launcher exports no job id. Install mpi4py (pip install 'yprov4ml[mpi]'), "
         f"pass start_run(..., run_id='...') on every rank, or set {RUN_ID_VARIABLE}."
     )
+
+
+def rank_zero_only(method):
+    """Run ``method`` on rank 0 only (other ranks get None): the one place where rank decides."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.rank != 0:
+            return None
+        return method(self, *args, **kwargs)
+
+    return wrapper

@@ -15,36 +15,50 @@ from typing import Any, Iterator
 
 
 class Journal:
-    """Writer side: one line per event, flushed to the OS at once."""
+    """Writer side: one line per event, one ``write`` system call each, nothing buffered in the process."""
 
     def __init__(self, path: Path):
         self.path = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        self._fh = os.fdopen(fd, "w", encoding="utf-8")
-        self._lock = threading.Lock()
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._torn = False  # the last line was cut short (full disk): start the next one on a new line
+        self._lock = threading.RLock()  # re-entrant: a signal handler may write while a write is under way
 
     def write(self, event: str, **fields: Any) -> None:
-        """Append one event; raises OSError when the disk refuses it."""
-        line = json.dumps({"event": event, **fields}, ensure_ascii=False, default=str)
+        """Append one event; raises ProvenanceDirError when the disk refuses it (nothing half-recorded)."""
+        line = json.dumps({"event": event, **fields}, ensure_ascii=False, default=str) + "\n"
+        data = (b"\n" if self._torn else b"") + line.encode("utf-8")
         with self._lock:
-            if self._fh.closed:
+            if self._fd is None:
                 return
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            try:
+                written = os.write(self._fd, data)
+                self._torn = written < len(data)
+                if self._torn:
+                    raise OSError(28, "No space left on device (the event was cut short)")
+            except OSError as exc:
+                from .errors import ProvenanceDirError
+
+                raise ProvenanceDirError(
+                    f"cannot record {event!r} in {self.path}: {exc.strerror or exc}. "
+                    "Free space or fix permissions there; nothing of this call was recorded."
+                ) from exc
 
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def read_journal(path: Path) -> Iterator[dict[str, Any]]:
-    """Events of a journal; a last line torn by a crash is skipped."""
-    with open(path, encoding="utf-8") as fh:
+    """Events of a journal; a line torn by a crash or a full disk is skipped."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.endswith("\n"):
                 return
             try:
-                yield json.loads(line)
+                event = json.loads(line)
             except ValueError:
-                return
+                continue
+            if isinstance(event, dict) and "event" in event:
+                yield event

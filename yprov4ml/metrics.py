@@ -63,6 +63,18 @@ class MetricSeries:
             header["unit"] = unit
         self._header = (json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8")
 
+    @classmethod
+    def from_file(cls, path: Path, relpath: str, key: str, context: str, rank: int,
+                  unit: str | None = None) -> "MetricSeries":
+        """A series rebuilt from its file (recovery): the summary of every intact chunk."""
+        series = cls(key, context, path, relpath, rank, unit)
+        if path.is_file():
+            data = read_metric_file(path)
+            if data.values:
+                series._summarise(tuple(data.steps), tuple(data.times), tuple(data.values))
+                series.next_step = data.steps[-1] + 1
+        return series
+
     def take_pending(self) -> list[tuple[int, float, float]]:
         """Remove and return the points logged so far (safe while other threads append)."""
         pending = self.pending
@@ -113,7 +125,7 @@ class MetricWriter:
         self._on_error = on_error
         self._wake = threading.Event()
         self._stop = False
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.RLock()  # a signal handler may drain from inside a drain
         self._thread = threading.Thread(target=self._loop, name="yprov4ml-metric-writer", daemon=True)
 
     def start(self) -> None:

@@ -118,7 +118,14 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
             view.params[attrs.get("key", attrs.get("prov:label"))] = value
         elif kind == "yprov:MetricSeries":
             location = run_dir / attrs["prov:location"]
-            view.metrics[attrs["key"], attrs["context"]] = read_metric_file(location)
+            if location.is_file():
+                view.metrics[attrs["key"], attrs["context"]] = read_metric_file(location)
+            elif not attrs.get("count"):  # opened, but no point reached the disk (a killed run)
+                view.metrics[attrs["key"], attrs["context"]] = MetricData(attrs["key"], attrs["context"], view.rank,
+                                                                          [], [], [], attrs.get("unit"))
+            else:
+                raise NotARunError(f"{prov_path}: the metric file {location} of {attrs['key']!r} "
+                                   f"({attrs['count']} points) is missing; was the run directory copied in part?")
         elif kind == "yprov:Artifact":
             view.artifacts.append(attrs)
         elif kind == "yprov:ModelVersion":

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import Context, as_context
-from .distributed import RankInfo
+from .distributed import RankInfo, rank_zero_only
 from .environment import capture_environment, capture_source
 from .errors import ArtifactError, InvalidMetricError, ParamConflictError, ProvenanceDirError, RunNotActiveError
 from .files import atomic_write_text, inside, sha256_of
@@ -81,7 +81,8 @@ class Run:
     def __init__(self, *, user_namespace: str | None, experiment: str, save_dir: str | os.PathLike,
                  ranks: RankInfo, run_id: str, save_after_n_logs: int = 100, flush_interval_s: float = 5.0,
                  user: str | None = None, system_metrics_interval: float | None = None,
-                 energy_country: str | None = None):
+                 energy_country: str | None = None, collect_all_processes: bool = False,
+                 collection_timeout_s: float | None = None):
         if not isinstance(save_after_n_logs, int) or save_after_n_logs < 1:
             raise ValueError(f"save_after_n_logs must be a positive integer, got {save_after_n_logs!r}")
         self.rank = ranks.rank
@@ -116,14 +117,13 @@ class Run:
         self._writer = MetricWriter(lambda: list(self.record.metrics.values()), flush_interval_s,
                                     self._on_write_error)
         info = self.record.info
-        self.journal.write("start", run_id=run_id, experiment=experiment, rank=info.rank,
-                           world_size=info.world_size, start_time=info.start_time, host=info.host,
-                           pid=info.pid, user=info.user, user_namespace=info.user_namespace,
-                           local_rank=info.local_rank, launcher=info.launcher, command_line=info.command_line)
         self.record.source = capture_source()
+        self.journal.write("start", **info.__dict__, source=self.record.source)
         self._collectors: dict[str, Any] = {}
         self._collector_failures: set[str] = set()
         self._energy_country = energy_country
+        self._collect_all = collect_all_processes
+        self._collection_timeout = collection_timeout_s
         self._timers: dict[str, float] = {}
         self._writer.start()
         self._sampler = None
@@ -463,7 +463,23 @@ class Run:
         path = self.write_prov(create_graph=create_graph, create_svg=create_svg)
         self.journal.write("end", status=info.status, error=info.error, end_time=info.end_time)
         self.journal.close()
+        if self._collect_all and info.world_size > 1:
+            if self.rank == 0:
+                self.write_collection()
+            else:
+                from .collection import collection_timeout, wait_for_collection
+
+                wait_for_collection(self.run_dir, collection_timeout(self._collection_timeout) + 30)
         return path
+
+    @rank_zero_only
+    def write_collection(self) -> Path:
+        """Rank 0: wait for the other ranks' documents (with a timeout) and write ``collection.json``."""
+        from .collection import collection_timeout, write_collection
+
+        info = self.record.info
+        return write_collection(self.run_dir, info.run_id, info.experiment, info.user_namespace,
+                                info.world_size, collection_timeout(self._collection_timeout))
 
     def write_prov(self, create_graph: bool = False, create_svg: bool = False) -> Path:
         """Write this rank's PROV-JSON from the record, and its picture if asked."""

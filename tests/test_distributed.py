@@ -1,0 +1,233 @@
+"""Ranks and run ids from every launcher, real MPI ranks, the collection, and prov-merge."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import yprov4ml
+from yprov4ml.distributed import RankInfo, agree_run_id, detect_rank
+from yprov4ml.merge import MergeError, merge
+
+from conftest import ROOT, assert_valid_prov
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich mpi4py)")
+EXAMPLE = ROOT / "examples" / "distributed_train.py"
+
+
+LAUNCHERS = [
+    ("openmpi", {"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+                 "PMIX_NAMESPACE": "prterun-node-123@1"}, RankInfo(3, 8, 1, "openmpi", "ompi-prterun-node-123@1")),
+    ("mpich", {"PMI_RANK": "2", "PMI_SIZE": "4", "MPI_LOCALRANKID": "2"}, RankInfo(2, 4, 2, "mpich", None)),
+    ("intelmpi", {"PMI_RANK": "1", "PMI_SIZE": "2", "MPI_LOCALRANKID": "0", "I_MPI_ROOT": "/opt/intel"},
+     RankInfo(1, 2, 0, "intelmpi", None)),
+    ("srun+pmi2", {"PMI_RANK": "5", "PMI_SIZE": "6", "MPI_LOCALRANKID": "1", "SLURM_PROCID": "5",
+                   "SLURM_JOB_ID": "777", "SLURM_STEP_ID": "0"}, RankInfo(5, 6, 1, "mpich", "slurm777.0")),
+    ("pmix", {"PMIX_RANK": "4", "PMIX_SIZE": "16", "PMIX_LOCAL_RANK": "0", "PMIX_NAMESPACE": "ns1"},
+     RankInfo(4, 16, 0, "pmix", "pmix-ns1")),
+    ("torchrun", {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "TORCHELASTIC_RUN_ID": "job9"},
+     RankInfo(1, 2, 1, "torchrun", "torchrun-job9")),
+    ("slurm", {"SLURM_PROCID": "7", "SLURM_NTASKS": "8", "SLURM_LOCALID": "3", "SLURM_JOB_ID": "4242",
+               "SLURM_STEP_ID": "1"}, RankInfo(7, 8, 3, "slurm", "slurm4242.1")),
+    ("sbatch script inside mpiexec", {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_ID": "1",
+                                      "PMI_RANK": "3", "PMI_SIZE": "4", "MPI_LOCALRANKID": "3"},
+     RankInfo(3, 4, 3, "mpich", "slurm1")),
+    ("none", {"SLURM_JOB_ID": "1"}, RankInfo()),
+]
+
+
+@pytest.mark.parametrize("name,environ,expected", LAUNCHERS, ids=[n for n, _, _ in LAUNCHERS])
+def test_rank_from_each_launcher(name, environ, expected):
+    assert detect_rank(environ) == expected
+
+
+def test_run_id_from_the_job_is_the_same_on_every_rank_and_differs_between_jobs():
+    ids = {agree_run_id("exp", RankInfo(r, 4, r, "slurm", "slurm100.0"), None, 0, {}) for r in range(4)}
+    assert ids == {"exp-slurm100.0"}
+    assert agree_run_id("exp", RankInfo(0, 4, 0, "slurm", "slurm101.0"), None, 0, {}) != ids.pop()
+    # a second run in the same job gets its own id
+    assert agree_run_id("exp", RankInfo(0, 4, 0, "slurm", "slurm100.0"), None, 1, {}) == "exp-slurm100.0-1"
+    assert agree_run_id("exp", RankInfo(2, 4), "given", 0, {}) == "given"
+    assert agree_run_id("exp", RankInfo(2, 4), None, 0, {"YPROV4ML_RUN_ID": "from-env"}) == "from-env"
+
+
+def test_no_job_id_and_no_mpi4py_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    monkeypatch.delitem(sys.modules, "mpi4py.MPI", raising=False)
+    with pytest.raises(yprov4ml.YProvError, match="cannot agree on a run id.*mpi4py.*run_id"):
+        agree_run_id("exp", RankInfo(1, 4, 1, "mpich", None), None, 0, {})
+
+
+def test_rank_argument_overrides(save_dir):
+    with yprov4ml.start_run(experiment_name="over", provenance_save_dir=save_dir, rank=0,
+                            collect_all_processes=True, run_id="r") as run:
+        yprov4ml.log_metric("x", 1.0)
+    assert run.prov_path.name == "prov.rank0.json"
+
+
+def test_other_ranks_are_no_ops_by_default(save_dir, monkeypatch):
+    for k, v in {"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0"}.items():
+        monkeypatch.setenv(k, v)
+    with yprov4ml.start_run(experiment_name="quiet", provenance_save_dir=save_dir) as run:
+        yprov4ml.log_param("a", 1)
+        yprov4ml.log_metric("x", "not even a number")  # accepted and ignored, like every directive here
+        yprov4ml.log_artifact("/nonexistent")
+        yprov4ml.save_model_version(object(), "m")
+        yprov4ml.log_system_metrics()
+    assert isinstance(run, yprov4ml.api.NoOpRun)
+    assert yprov4ml.end_run if yprov4ml.active_run() is None else False
+    assert not save_dir.exists()
+
+
+def _mpiexec(n: int, script: Path, *args: str, cwd: Path, timeout: float = 600, keep_going: bool = False,
+             env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [MPIEXEC, *(["-disable-auto-cleanup"] if keep_going else []), "-n", str(n), sys.executable, str(script),
+           *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def mpi_run(tmp_path_factory):
+    """The distributed example under a real `mpiexec -n 4`."""
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec")
+    cwd = tmp_path_factory.mktemp("mpi")
+    done = _mpiexec(4, EXAMPLE, "--epochs", "2", "--samples", "1024", cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (cwd / "prov" / "distributed").iterdir()
+    return run_dir
+
+
+@needs_mpi
+def test_four_ranks_one_run_four_documents_and_a_collection(mpi_run):
+    files = sorted(p.name for p in mpi_run.glob("prov.rank*.json"))
+    assert files == [f"prov.rank{r}.json" for r in range(4)]
+    views = [yprov4ml.load_run(mpi_run, rank=r) for r in range(4)]
+    assert {v.run_id for v in views} == {mpi_run.name}
+    assert [v.rank for v in views] == [0, 1, 2, 3] and {v.world_size for v in views} == {4}
+    for r in range(4):
+        assert_valid_prov(mpi_run / f"prov.rank{r}.json")
+        assert (mpi_run / f"metrics/training/loss.rank{r}.ymetric").is_file()
+        assert (mpi_run / f"models/rank{r}/regressor.v2.pt").is_file()
+    # every file of a rank carries the rank: no two ranks ever wrote the same file
+    for path in mpi_run.rglob("*"):
+        if path.is_file() and path.name not in ("collection.json",):
+            assert any(f"rank{r}" in path.as_posix() for r in range(4)), path
+    # gradients were averaged: all ranks end with the same model
+    assert len({v.metric("val_loss", "validation").values[0] for v in views}) == 1
+    doc = assert_valid_prov(mpi_run / "collection.json")
+    job = doc["activity"]["run:distributed"]
+    assert job["yprov:missing_ranks"] == "[]" and job["yprov:status"] == "FINISHED"
+    members = [e for e in doc["entity"].values() if e["prov:type"] == "yprov:RankDocument"]
+    assert sorted(m["prov:location"] for m in members) == [f"prov.rank{r}.json" for r in range(4)]
+    import hashlib
+    for m in members:
+        assert m["yprov:sha256"] == hashlib.sha256((mpi_run / m["prov:location"]).read_bytes()).hexdigest()
+
+
+@needs_mpi
+def test_prov_merge_of_real_ranks_keeps_every_value(mpi_run, tmp_path):
+    out = tmp_path / "merged.json"
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.merge", str(mpi_run), "-o", str(out), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ranks"] == [0, 1, 2, 3]
+    doc = assert_valid_prov(out)
+    assert sorted(doc["bundle"]) == [f"merged:rank-{r}" for r in range(4)]
+    for r in range(4):
+        original = json.loads((mpi_run / f"prov.rank{r}.json").read_text())
+        assert doc["bundle"][f"merged:rank-{r}"] == original  # every record of every rank, unchanged
+    summary = doc["entity"]["merged:metric/training/loss"]
+    per_rank = json.loads(summary["yprov:per_rank"])
+    for r in range(4):
+        series = yprov4ml.load_run(mpi_run, rank=r).metric("loss")
+        assert per_rank[str(r)]["last"] == series.values[-1]
+        assert per_rank[str(r)]["count"] == len(series)
+        assert per_rank[str(r)]["min"] == min(series.values)
+    mean = sum(per_rank[str(r)]["last"] for r in range(4)) / 4
+    assert float(summary["yprov:mean_last"]["$"]) == pytest.approx(mean, rel=1e-15)
+
+
+@needs_mpi
+def test_collect_all_processes_false_records_rank_zero_only(tmp_path):
+    done = _mpiexec(2, ROOT / "tests" / "scripts" / "rank_zero_only.py", str(tmp_path / "prov"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "prov" / "r0").iterdir()
+    assert sorted(p.name for p in run_dir.glob("prov.rank*.json")) == ["prov.rank0.json"]
+    assert not (run_dir / "collection.json").exists()
+    assert "rank 1 noop" in done.stdout
+
+
+def _slurm_like_tasks(tmp_path: Path, tasks: int, job: str, *args: str) -> list[subprocess.Popen]:
+    """What `srun --kill-on-bad-exit=0 -n N` starts: N independent processes with Slurm's variables."""
+    (tmp_path / "no-mpi").mkdir(exist_ok=True)
+    (tmp_path / "no-mpi" / "mpi4py.py").write_text("raise ImportError('mpi4py hidden: srun without MPI')\n")
+    procs = []
+    for r in range(tasks):
+        env = {**os.environ, "SLURM_PROCID": str(r), "SLURM_NTASKS": str(tasks), "SLURM_LOCALID": str(r),
+               "SLURM_JOB_ID": job, "SLURM_STEP_ID": "0", "YPROV4ML_COLLECTION_TIMEOUT": "20",
+               "PYTHONPATH": str(tmp_path / "no-mpi")}
+        procs.append(subprocess.Popen([sys.executable, str(EXAMPLE), "--save-dir", str(tmp_path / "prov"), *args],
+                                      cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    return procs
+
+
+def test_a_killed_rank_is_listed_missing_and_the_others_finish(tmp_path):
+    procs = _slurm_like_tasks(tmp_path, 4, "555", "--epochs", "2", "--samples", "512", "--kill-rank", "2")
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, -9, 0], outputs
+    run_dir = tmp_path / "prov" / "distributed" / "distributed-slurm555.0"
+    for r in (0, 1, 3):
+        assert yprov4ml.load_run(run_dir, rank=r).status == "FINISHED"
+    assert not (run_dir / "prov.rank2.json").exists()
+    job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert job["yprov:missing_ranks"] == "[2]" and job["yprov:status"] == "INCOMPLETE"
+    # the dead rank's record, up to its last flush
+    from yprov4ml.recover import recover
+
+    assert list(recover(run_dir).recovered) == [2]
+    dead = yprov4ml.load_run(run_dir, rank=2)
+    assert dead.status == "KILLED" and dead.params["world_size"] == 4
+    assert [m["version"] for m in dead.models] == [1]  # epoch 0's checkpoint, journaled when saved
+    loss = dead.metric("loss")  # the points flushed before the kill: a gap-free prefix, possibly empty
+    assert loss.steps == list(range(len(loss)))
+    assert_valid_prov(run_dir / "prov.rank2.json")
+
+
+def test_a_raising_rank_is_recorded_failed(tmp_path):
+    procs = _slurm_like_tasks(tmp_path, 2, "556", "--epochs", "2", "--samples", "256", "--fail-rank", "1")
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 1], outputs
+    assert "failed on purpose" in outputs[1][1]
+    run_dir = tmp_path / "prov" / "distributed" / "distributed-slurm556.0"
+    failed = yprov4ml.load_run(run_dir, rank=1)
+    assert failed.status == "FAILED" and "failed on purpose" in failed.error
+    job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert json.loads(job["yprov:rank_status"]) == {"0": "FINISHED", "1": "FAILED"}
+    assert job["yprov:missing_ranks"] == "[]" and job["yprov:status"] == "FAILED"
+
+
+def test_slurm_like_environment_runs_the_hpc_example(tmp_path):
+    """The sbatch script's training step, with the variables srun sets, 4 tasks (no MPI)."""
+    procs = _slurm_like_tasks(tmp_path, 4, "31337", "--epochs", "1", "--samples", "256")
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    run_dir = tmp_path / "prov" / "distributed" / "distributed-slurm31337.0"
+    assert sorted(p.name for p in run_dir.glob("prov.rank*.json")) == [f"prov.rank{r}.json" for r in range(4)]
+    job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert job["yprov:run_id"] == "distributed-slurm31337.0" and job["yprov:missing_ranks"] == "[]"
+    assert yprov4ml.load_run(run_dir, rank=3).run["launcher"] == "slurm"
+
+
+def test_hpc_scripts_are_valid_bash():
+    for script in ("train.sbatch", "mpirun.sh"):
+        subprocess.run(["bash", "-n", str(ROOT / "hpc" / script)], check=True)

@@ -1,0 +1,280 @@
+"""prov-merge: the rank documents of a run combined into one valid PROV-JSON document.
+
+Each rank document becomes a PROV bundle (``merged:rank-N``) holding its
+records unchanged, with its own prefixes, so nothing clashes and ``prov`` never
+has to unify two ranks' records. The top level holds the distributed run
+activity, one entity per bundle, and a cross-rank summary per metric (per-rank
+last/min/max/count and the mean over ranks), derived from each rank's series.
+
+The merge works on the JSON itself — a dict per rank, no PROV object model —
+so 512 ranks merge in seconds. Every input is checked before anything is
+written, and the output is written atomically: a refused merge leaves no file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .files import atomic_write_text, sha256_of
+from .provdoc import RUN_NAMESPACE, VOCABULARY
+from .reader import attributes
+from .validate import count_records
+
+
+class MergeError(ValueError):
+    """An input that cannot be merged; the message names the file and the fix."""
+
+
+@dataclass
+class RankDocument:
+    path: Path
+    data: dict[str, Any]
+    run_id: str
+    rank: int
+    run: dict[str, Any]
+
+
+@dataclass
+class MergeResult:
+    output: Path
+    ranks: list[int]
+    run_ids: list[str]
+    records: int
+    metrics: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files, globs and run directories → the rank documents they name, in order, without repeats."""
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            ranks = sorted(path.glob("prov.rank*.json"), key=lambda p: _rank_from_name(p))
+            if not ranks:
+                raise MergeError(f"{path}: no prov.rank*.json in this directory; is it a yprov4ml run directory?")
+            found += ranks
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(text))
+            if not matches:
+                raise MergeError(f"{text}: the pattern matches no file")
+            found += matches
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise MergeError(f"{path}: no such file or directory")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise MergeError("nothing to merge: give rank documents, a glob, or a run directory")
+    return unique
+
+
+def _rank_from_name(path: Path) -> int:
+    digits = "".join(c for c in path.name.split(".")[1] if c.isdigit()) if "." in path.name else ""
+    return int(digits) if digits else 0
+
+
+def load_rank_document(path: Path) -> RankDocument:
+    """Read and check one input: JSON, PROV-JSON, with a yprov4ml run activity."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise MergeError(f"{path}: not a text file (PROV-JSON is UTF-8 JSON)") from None
+    except ValueError as exc:
+        raise MergeError(f"{path}: invalid JSON ({exc})") from None
+    except OSError as exc:
+        raise MergeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("prefix", {}), dict):
+        raise MergeError(f"{path}: not PROV-JSON (the top level must be an object with PROV record types)")
+    activities = data.get("activity")
+    if not isinstance(activities, dict):
+        raise MergeError(f"{path}: not a yprov4ml run document (no activities)")
+    for identifier, element in activities.items():
+        if isinstance(element, dict) and element.get("prov:type") == "yprov:RunExecution":
+            run = attributes(element)
+            try:
+                return RankDocument(path, data, str(run["run_id"]), int(run["rank"]), run)
+            except (KeyError, TypeError, ValueError):
+                raise MergeError(f"{path}: the run activity {identifier} lacks run_id or rank") from None
+    raise MergeError(f"{path}: not a yprov4ml run document (no activity of prov:type yprov:RunExecution)")
+
+
+def _progress(items: list[Path], show: bool | None):
+    if show is False or len(items) < 32:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc="reading rank documents", unit="doc", disable=None if show is None else not show,
+                file=sys.stderr)
+
+
+def _metric_summaries(docs: list[RankDocument]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
+    series: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    for doc in docs:
+        for identifier, element in doc.data.get("entity", {}).items():
+            if isinstance(element, dict) and element.get("prov:type") == "yprov:MetricSeries":
+                attrs = attributes(element)
+                series.setdefault((attrs["key"], attrs["context"]), {})[doc.rank] = {
+                    "id": identifier, "last": attrs.get("last_value"), "min": attrs.get("min"),
+                    "max": attrs.get("max"), "count": attrs.get("count", 0),
+                }
+    return series
+
+
+def _typed(value: Any) -> Any:
+    """A PROV-JSON value for a number (typed, so NaN and infinities survive), or the value itself."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        text = "NaN" if value != value else ("INF" if value == float("inf") else
+                                             "-INF" if value == float("-inf") else repr(value))
+        return {"$": text, "type": "xsd:double"}
+    if isinstance(value, int):
+        return {"$": str(value), "type": "xsd:long"}
+    return value
+
+
+def _finite(values: Iterable[Any]) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and v == v]
+
+
+def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
+          progress: bool | None = None) -> MergeResult:
+    """Merge rank documents (files, globs or run directories) into ``output``.
+
+    Refuses documents of different runs (unless ``force``) and two documents of
+    the same rank of the same run; on any refusal nothing is written.
+    """
+    paths = expand_inputs(inputs)
+    output = Path(output)
+    if output.resolve() in paths:
+        raise MergeError(f"{output}: the output would overwrite one of the inputs; choose another path")
+    docs = [load_rank_document(p) for p in _progress(paths, progress)]
+    run_ids = sorted({d.run_id for d in docs})
+    if len(run_ids) > 1 and not force:
+        raise MergeError(f"the documents belong to {len(run_ids)} different runs ({', '.join(run_ids[:5])}"
+                         f"{', ...' if len(run_ids) > 5 else ''}); merge one run at a time, or pass --force")
+    seen: dict[tuple[str, int], Path] = {}
+    for doc in docs:
+        key = (doc.run_id, doc.rank)
+        if key in seen:
+            raise MergeError(f"{doc.path} and {seen[key]} are both rank {doc.rank} of run {doc.run_id}; "
+                             "give each rank's document once")
+        seen[key] = doc.path
+    docs.sort(key=lambda d: (d.run_id, d.rank))
+
+    multi = len(run_ids) > 1
+    merged_ns = f"{RUN_NAMESPACE}{run_ids[0]}/merged/" if not multi else f"{RUN_NAMESPACE}merged/"
+    prefixes = {"merged": merged_ns, "yprov": VOCABULARY, "prov": "http://www.w3.org/ns/prov#",
+                "xsd": "http://www.w3.org/2001/XMLSchema#"}
+    run_iris = {d.data.get("prefix", {}).get("run") for d in docs}
+    summaries = {}
+    if not multi and len(run_iris) == 1 and None not in run_iris:
+        # One run: its namespace at the top level lets the summaries point into the rank bundles.
+        prefixes["run"] = run_iris.pop()
+        summaries = _metric_summaries(docs)
+    out: dict[str, Any] = {
+        "prefix": prefixes,
+        "activity": {}, "entity": {}, "wasGeneratedBy": {}, "wasDerivedFrom": {}, "hadMember": {}, "bundle": {},
+    }
+    relation_ids = iter(range(1, 1 << 62))
+
+    def relate(kind: str, record: dict[str, Any]) -> None:
+        out[kind][f"_:merge{next(relation_ids)}"] = record
+
+    bundle_of: dict[tuple[str, int], str] = {}
+    for doc in docs:
+        bundle_id = f"merged:{doc.run_id}/rank-{doc.rank}" if multi else f"merged:rank-{doc.rank}"
+        bundle_of[doc.run_id, doc.rank] = bundle_id
+        out["bundle"][bundle_id] = doc.data  # the rank's records, unchanged, with their own prefixes
+        out["entity"][bundle_id] = {
+            "prov:type": "prov:Bundle", "prov:label": f"rank {doc.rank} of run {doc.run_id}",
+            "yprov:rank": _typed(doc.rank), "yprov:run_id": doc.run_id, "yprov:status": doc.run.get("status", ""),
+            "prov:location": str(doc.path), "yprov:sha256": sha256_of(doc.path),
+        }
+
+    for run_id in run_ids:
+        ranks = [d for d in docs if d.run_id == run_id]
+        world = max(int(d.run.get("world_size", 1)) for d in ranks)
+        present = {d.rank for d in ranks}
+        activity_id = f"merged:{run_id}/distributed" if multi else "merged:distributed"
+        element: dict[str, Any] = {
+            "prov:type": "yprov:DistributedRun", "prov:label": f"run {run_id} ({len(ranks)} of {world} ranks)",
+            "yprov:run_id": run_id, "yprov:world_size": _typed(world), "yprov:ranks_merged": _typed(len(ranks)),
+            "yprov:missing_ranks": json.dumps(sorted(set(range(world)) - present)),
+        }
+        starts = [d.run["prov:startTime"] for d in ranks if "prov:startTime" in d.run]
+        ends = [d.run["prov:endTime"] for d in ranks if "prov:endTime" in d.run]
+        if starts:
+            element["prov:startTime"] = min(starts)
+        if ends:
+            element["prov:endTime"] = max(ends)
+        out["activity"][activity_id] = element
+        collection = f"merged:{run_id}/ranks" if multi else "merged:ranks"
+        out["entity"][collection] = {"prov:type": "prov:Collection", "prov:label": f"rank documents of {run_id}"}
+        relate("wasGeneratedBy", {"prov:entity": collection, "prov:activity": activity_id})
+        for d in ranks:
+            relate("hadMember", {"prov:collection": collection, "prov:entity": bundle_of[run_id, d.rank]})
+
+    for (key, context), per_rank in sorted(summaries.items()):
+        lasts = _finite(s["last"] for s in per_rank.values())
+        mins, maxs = _finite(s["min"] for s in per_rank.values()), _finite(s["max"] for s in per_rank.values())
+        identifier = f"merged:metric/{context}/{per_rank[min(per_rank)]['id'].rsplit('/', 1)[-1]}"
+        out["entity"][identifier] = {
+            "prov:type": "yprov:CrossRankMetric", "prov:label": f"{key} ({context}) over {len(per_rank)} ranks",
+            "yprov:key": key, "yprov:context": context, "yprov:ranks": _typed(len(per_rank)),
+            "yprov:per_rank": json.dumps({str(r): {k: v for k, v in s.items() if k != "id"}
+                                          for r, s in sorted(per_rank.items())}),
+            "yprov:mean_last": _typed(statistics.fmean(lasts) if lasts else None),
+            "yprov:min": _typed(min(mins) if mins else None), "yprov:max": _typed(max(maxs) if maxs else None),
+            "yprov:total_count": _typed(sum(int(s["count"] or 0) for s in per_rank.values())),
+        }
+        out["entity"][identifier] = {k: v for k, v in out["entity"][identifier].items() if v is not None}
+        for rank, s in sorted(per_rank.items()):
+            relate("wasDerivedFrom", {"prov:generatedEntity": identifier, "prov:usedEntity": s["id"]})
+
+    out = {k: v for k, v in out.items() if v}
+    atomic_write_text(output, json.dumps(out, indent=1, ensure_ascii=False))
+    return MergeResult(output, [d.rank for d in docs], run_ids, count_records(out), len(summaries))
+
+
+def build_parser(prog: str = "prov-merge") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Merge the rank documents of a yprov4ml run into one "
+                                     "PROV-JSON document (one bundle per rank, cross-rank metric summaries).")
+    parser.add_argument("inputs", nargs="+", help="prov.rankN.json files, glob patterns, or run directories")
+    parser.add_argument("-o", "--output", required=True, help="the merged PROV-JSON file to write")
+    parser.add_argument("--force", action="store_true", help="merge documents of different runs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "prov-merge") -> int:
+    """Console entry point; exit 0 on success, 2 on refused input (nothing written)."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        result = merge(args.inputs, args.output, force=args.force, progress=False if args.no_progress else None)
+    except MergeError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"output": str(result.output), "ranks": result.ranks, "run_ids": result.run_ids,
+                          "records": result.records, "metrics": result.metrics}))
+    else:
+        print(f"{result.output}: {len(result.ranks)} rank documents of {', '.join(result.run_ids)}, "
+              f"{result.records} records, {result.metrics} cross-rank metric summaries")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Recovery: an unfinished run directory (killed, crashed) turned into valid PROV-JSON.
+
+Everything a run logs is in its journal as it happens, and its metric points
+are in the metric files up to the last flushed chunk. ``recover`` rebuilds the
+record of every rank that has a journal but no document, and writes its
+``prov.rankN.json`` with status KILLED (the journal has no end) and the last
+step reached. It never touches a rank that already has a document, so running
+it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+from .errors import NotARunError
+from .files import atomic_write_text, sha256_of
+from .journal import read_journal
+from .metrics import MetricSeries
+from .record import DatasetInfo, FileEntity, ModelVersion, Param, RunInfo, RunRecord
+
+
+@dataclass
+class RecoveryResult:
+    run_dir: Path
+    recovered: dict[int, Path] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+def _only(cls: type, event: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in event.items() if k in names}
+
+
+def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
+    """The run record of one rank, rebuilt from its journal and metric files."""
+    journal = run_dir / f"journal.rank{rank}.jsonl"
+    events = list(read_journal(journal))
+    if not events or events[0].get("event") != "start":
+        raise NotARunError(f"{journal}: no start event; this journal cannot be recovered")
+    start = events[0]
+    record = RunRecord(RunInfo(**_only(RunInfo, start)))
+    record.source = start.get("source") or {}
+    info = record.info
+    ended = None
+    last_time = info.start_time
+    for event in events[1:]:
+        kind = event.get("event")
+        if kind == "param":
+            record.params[event["key"]] = Param(event["key"], event["value"], event["time"])
+        elif kind == "metric":
+            series = MetricSeries.from_file(run_dir / event["path"], event["path"], event["key"], event["context"],
+                                            rank, event.get("unit"))
+            record.metrics[event["key"], event["context"]] = series
+        elif kind == "artifact":
+            record.artifacts.append(FileEntity(**_only(FileEntity, event)))
+        elif kind == "model":
+            record.models.append(ModelVersion(**_only(ModelVersion, event)))
+        elif kind == "dataset":
+            record.datasets.append(DatasetInfo(**_only(DatasetInfo, event)))
+        elif kind == "end":
+            ended = event
+        last_time = max(last_time, event.get("time") or last_time)
+    for item in [*record.artifacts, *record.models, *record.datasets]:
+        if item.context:
+            record.touch_context(item.context, item.time)
+        last_time = max(last_time, item.time)
+    for series in record.metrics.values():
+        if series.count:
+            record.touch_context(series.context, series.first_time)
+            record.touch_context(series.context, series.last_time)
+            series.sha256 = sha256_of(series.path)
+            last_time = max(last_time, series.last_time)
+    if ended:
+        info.status, info.error, info.end_time = ended.get("status", "FINISHED"), ended.get("error"), ended["end_time"]
+    else:
+        info.status = "KILLED"
+        info.error = "the process ended without end_run (killed or crashed); recovered from the journal"
+        info.end_time = last_time
+    steps = [s.last_step for s in record.metrics.values() if s.last_step is not None]
+    record.resource_usage.update({"recovered": True, "last_step": max(steps) if steps else None})
+    record.environment = {"capture_error": "not captured: the run did not reach end_run"}
+    return record
+
+
+def recover(run_dir: str | Path) -> RecoveryResult:
+    """Write the missing rank documents of ``run_dir``; finished ranks are left as they are."""
+    from .provdoc import build_document, to_json
+
+    run_dir = Path(run_dir)
+    journals = sorted(run_dir.glob("journal.rank*.jsonl")) if run_dir.is_dir() else []
+    if not journals:
+        raise NotARunError(f"{run_dir} is not a yprov4ml run directory: no journal.rank*.jsonl in it")
+    result = RecoveryResult(run_dir)
+    for journal in journals:
+        rank = int(journal.name[len("journal.rank"):-len(".jsonl")])
+        target = run_dir / f"prov.rank{rank}.json"
+        if target.exists():
+            result.skipped[rank] = "already has its document"
+            continue
+        record = record_from_journal(run_dir, rank)
+        atomic_write_text(target, to_json(build_document(record)))
+        result.recovered[rank] = target
+    return result
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml recover") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Write valid PROV-JSON for the ranks of an unfinished "
+                                     "run (status KILLED, last step reached), from its journal and metric files.")
+    parser.add_argument("run_dirs", nargs="+", help="run directories")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    code, report = 0, []
+    for run_dir in args.run_dirs:
+        try:
+            result = recover(run_dir)
+        except (NotARunError, OSError, ValueError, KeyError) as exc:
+            print(f"{prog}: {run_dir}: {exc}", file=sys.stderr)
+            code = 2
+            continue
+        report.append({"run_dir": str(result.run_dir), "recovered": sorted(result.recovered),
+                       "skipped": {str(k): v for k, v in result.skipped.items()}})
+        if not args.json:
+            for rank, path in sorted(result.recovered.items()):
+                print(f"{path}: recovered (status KILLED)")
+            for rank, why in sorted(result.skipped.items()):
+                print(f"{run_dir}: rank {rank} {why}")
+    if args.json:
+        print(json.dumps(report))
+    return code
