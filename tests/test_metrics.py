@@ -125,7 +125,19 @@ def test_a_torn_final_chunk_is_dropped_and_flagged(save_dir):
     path = run.record.metrics["x", "training"].path
     intact = read_metric_file(path)
     with open(path, "ab") as fh:
-        fh.write(b"YPMC\x05\x00\x00\x00" + b"\x00" * 30)  # a chunk cut short by a crash
+        fh.write(b"YPMC\x05\x00\x00\x00\x00\x00\x00\x00" + b"\x00" * 30)  # a chunk cut short by a crash
     torn = read_metric_file(path)
     assert torn.truncated and not intact.truncated
     assert torn.values == intact.values
+
+
+def test_a_zero_filled_tail_is_detected_by_the_checksum(save_dir):
+    with yprov4ml.start_run(experiment_name="zeros", provenance_save_dir=save_dir, save_after_n_logs=5) as run:
+        for i in range(10):
+            yprov4ml.log_metric("x", float(i), step=i)
+    path = run.record.metrics["x", "training"].path
+    data = path.read_bytes()
+    path.write_bytes(data[:-20] + b"\x00" * 20)  # what a file system may leave after a power cut
+    damaged = read_metric_file(path)
+    assert damaged.truncated and damaged.values == [float(i) for i in range(len(damaged.values))]
+    assert len(damaged.values) < 10

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 from .files import atomic_write_text, sha256_of
 from .provdoc import RUN_NAMESPACE, VOCABULARY
 from .reader import attributes
-from .validate import count_records
+from .validate import count_records, schema_errors
 
 
 class MergeError(ValueError):
@@ -39,6 +39,8 @@ class RankDocument:
     run_id: str
     rank: int
     run: dict[str, Any]
+    world_size: int = 1
+    metrics: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +85,7 @@ def _rank_from_name(path: Path) -> int:
 
 
 def load_rank_document(path: Path) -> RankDocument:
-    """Read and check one input: JSON, PROV-JSON, with a yprov4ml run activity."""
+    """Read and check one input: JSON, valid under the PROV-JSON schema, with a yprov4ml run activity."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -92,19 +94,35 @@ def load_rank_document(path: Path) -> RankDocument:
         raise MergeError(f"{path}: invalid JSON ({exc})") from None
     except OSError as exc:
         raise MergeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("prefix", {}), dict):
+    if not isinstance(data, dict):
         raise MergeError(f"{path}: not PROV-JSON (the top level must be an object with PROV record types)")
-    activities = data.get("activity")
-    if not isinstance(activities, dict):
-        raise MergeError(f"{path}: not a yprov4ml run document (no activities)")
-    for identifier, element in activities.items():
-        if isinstance(element, dict) and element.get("prov:type") == "yprov:RunExecution":
-            run = attributes(element)
-            try:
-                return RankDocument(path, data, str(run["run_id"]), int(run["rank"]), run)
-            except (KeyError, TypeError, ValueError):
-                raise MergeError(f"{path}: the run activity {identifier} lacks run_id or rank") from None
-    raise MergeError(f"{path}: not a yprov4ml run document (no activity of prov:type yprov:RunExecution)")
+    problems = schema_errors(data)
+    if problems:
+        raise MergeError(f"{path}: not valid PROV-JSON ({problems[0]}"
+                         f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
+    try:
+        return _rank_document(path, data)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise MergeError(f"{path}: a yprov4ml record in it is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _rank_document(path: Path, data: dict[str, Any]) -> RankDocument:
+    runs = [(i, e) for i, e in data.get("activity", {}).items() if e.get("prov:type") == "yprov:RunExecution"]
+    if not runs:
+        raise MergeError(f"{path}: not a yprov4ml run document (no activity of prov:type yprov:RunExecution)")
+    identifier, element = runs[0]
+    run = attributes(element)
+    if not isinstance(run.get("run_id"), str) or not isinstance(run.get("rank"), int):
+        raise MergeError(f"{path}: the run activity {identifier} lacks a run_id or an integer rank")
+    doc = RankDocument(path, data, run["run_id"], run["rank"], run, int(run.get("world_size", 1)))
+    for entity_id, entity in data.get("entity", {}).items():
+        if entity.get("prov:type") == "yprov:MetricSeries":
+            attrs = attributes(entity)
+            doc.metrics[str(attrs["key"]), str(attrs["context"])] = {
+                "id": entity_id, "last": attrs.get("last_value"), "min": attrs.get("min"),
+                "max": attrs.get("max"), "count": int(attrs.get("count") or 0),
+            }
+    return doc
 
 
 def _progress(items: list[Path], show: bool | None):
@@ -121,13 +139,8 @@ def _progress(items: list[Path], show: bool | None):
 def _metric_summaries(docs: list[RankDocument]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
     series: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     for doc in docs:
-        for identifier, element in doc.data.get("entity", {}).items():
-            if isinstance(element, dict) and element.get("prov:type") == "yprov:MetricSeries":
-                attrs = attributes(element)
-                series.setdefault((attrs["key"], attrs["context"]), {})[doc.rank] = {
-                    "id": identifier, "last": attrs.get("last_value"), "min": attrs.get("min"),
-                    "max": attrs.get("max"), "count": attrs.get("count", 0),
-                }
+        for key, summary in doc.metrics.items():
+            series.setdefault(key, {})[doc.rank] = summary
     return series
 
 
@@ -177,9 +190,9 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     merged_ns = f"{RUN_NAMESPACE}{run_ids[0]}/merged/" if not multi else f"{RUN_NAMESPACE}merged/"
     prefixes = {"merged": merged_ns, "yprov": VOCABULARY, "prov": "http://www.w3.org/ns/prov#",
                 "xsd": "http://www.w3.org/2001/XMLSchema#"}
-    run_iris = {d.data.get("prefix", {}).get("run") for d in docs}
+    run_iris = {str(d.data.get("prefix", {}).get("run")) for d in docs}
     summaries = {}
-    if not multi and len(run_iris) == 1 and None not in run_iris:
+    if not multi and len(run_iris) == 1 and "None" not in run_iris:
         # One run: its namespace at the top level lets the summaries point into the rank bundles.
         prefixes["run"] = run_iris.pop()
         summaries = _metric_summaries(docs)
@@ -205,7 +218,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
 
     for run_id in run_ids:
         ranks = [d for d in docs if d.run_id == run_id]
-        world = max(int(d.run.get("world_size", 1)) for d in ranks)
+        world = max(d.world_size for d in ranks)
         present = {d.rank for d in ranks}
         activity_id = f"merged:{run_id}/distributed" if multi else "merged:distributed"
         element: dict[str, Any] = {
@@ -237,7 +250,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
                                           for r, s in sorted(per_rank.items())}),
             "yprov:mean_last": _typed(statistics.fmean(lasts) if lasts else None),
             "yprov:min": _typed(min(mins) if mins else None), "yprov:max": _typed(max(maxs) if maxs else None),
-            "yprov:total_count": _typed(sum(int(s["count"] or 0) for s in per_rank.values())),
+            "yprov:total_count": _typed(sum(s["count"] for s in per_rank.values())),
         }
         out["entity"][identifier] = {k: v for k, v in out["entity"][identifier].items() if v is not None}
         for rank, s in sorted(per_rank.items()):

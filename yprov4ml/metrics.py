@@ -9,10 +9,12 @@ Metric file format (version 1), little-endian:
 * one header line: UTF-8 JSON ending in ``\\n``, e.g.
   ``{"yprov4ml_metric": 1, "key": "loss", "context": "training", "rank": 0,
   "columns": ["step:int64", "time:float64", "value:float64"]}``
-* then chunks: ``b"YPMC"``, ``uint32 n``, ``n`` int64 steps, ``n`` float64 Unix
-  times, ``n`` float64 values. A chunk cut short by a crash is ignored.
+* then chunks: ``b"YPMC"``, ``uint32 n``, ``uint32 crc32`` of the body, then
+  the body: ``n`` int64 steps, ``n`` float64 Unix times, ``n`` float64 values.
+  A chunk cut short or damaged by a crash (a torn write, a zero-filled tail)
+  fails its length or checksum and is ignored, with the chunks after it.
 
-24 bytes per point; float64 values (NaN and ±inf included) round-trip exactly.
+24 bytes per point (plus 12 per chunk); float64 values (NaN and ±inf included) round-trip exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import zlib
 from array import array
 from collections import deque
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from typing import Callable, Iterable
 
 FORMAT_VERSION = 1
 CHUNK_MAGIC = b"YPMC"
-_CHUNK_HEAD = struct.Struct("<4sI")
+_CHUNK_HEAD = struct.Struct("<4sII")
 
 
 class MetricSeries:
@@ -83,12 +86,8 @@ class MetricSeries:
     def write_chunk(self, rows: list[tuple[int, float, float]]) -> None:
         """Append ``rows`` to the metric file as one chunk and fold them into the summary."""
         steps, times, values = zip(*rows)
-        blob = b"".join((
-            _CHUNK_HEAD.pack(CHUNK_MAGIC, len(rows)),
-            array("q", steps).tobytes(),
-            array("d", times).tobytes(),
-            array("d", values).tobytes(),
-        ))
+        body = b"".join((array("q", steps).tobytes(), array("d", times).tobytes(), array("d", values).tobytes()))
+        blob = _CHUNK_HEAD.pack(CHUNK_MAGIC, len(rows), zlib.crc32(body)) + body
         # One write per chunk: a crash leaves whole chunks and at most one torn tail.
         with open(self.path, "ab") as fh:
             fh.write(self._header + blob)
@@ -198,12 +197,12 @@ def read_metric_file(path: str | Path) -> MetricData:
         if pos + _CHUNK_HEAD.size > len(data):
             truncated = True
             break
-        magic, n = _CHUNK_HEAD.unpack_from(data, pos)
-        end = pos + _CHUNK_HEAD.size + 24 * n
-        if magic != CHUNK_MAGIC or end > len(data):
+        magic, n, crc = _CHUNK_HEAD.unpack_from(data, pos)
+        body = pos + _CHUNK_HEAD.size
+        end = body + 24 * n
+        if magic != CHUNK_MAGIC or end > len(data) or zlib.crc32(data[body:end]) != crc:
             truncated = True
             break
-        body = pos + _CHUNK_HEAD.size
         steps.frombytes(data[body: body + 8 * n])
         times.frombytes(data[body + 8 * n: body + 16 * n])
         values.frombytes(data[body + 16 * n: end])

@@ -102,7 +102,11 @@ def recover(run_dir: str | Path) -> RecoveryResult:
         if target.exists():
             result.skipped[rank] = "already has its document"
             continue
-        record = record_from_journal(run_dir, rank)
+        try:
+            record = record_from_journal(run_dir, rank)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise NotARunError(f"{journal}: the journal is damaged and cannot be recovered "
+                               f"({type(exc).__name__}: {exc})") from None
         atomic_write_text(target, to_json(build_document(record)))
         result.recovered[rank] = target
     return result

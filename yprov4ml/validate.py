@@ -55,6 +55,22 @@ def prov_json_schema() -> dict:
     return schema
 
 
+@lru_cache(maxsize=1)
+def _schema_validator():
+    import jsonschema
+
+    schema = prov_json_schema()
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def schema_errors(data: Any) -> list[str]:
+    """The W3C PROV-JSON schema's complaints about ``data`` (empty when it conforms)."""
+    return [
+        f"schema: {'/'.join(map(str, err.absolute_path)) or '(root)'}: {err.message}"
+        for err in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
 def count_records(document: dict) -> int:
     """Records in a PROV-JSON object, bundles' contents included."""
     total = sum(len(v) for k, v in document.items() if k not in _NOT_RECORDS and isinstance(v, dict))
@@ -67,16 +83,10 @@ def validate_document(data: dict[str, Any], path: str = "<document>") -> Validat
     """Check a parsed PROV-JSON object against the schema and the prov round-trip."""
     import io
 
-    import jsonschema
     from prov.serializers.provjson import ProvJSONSerializer
 
     report = ValidationReport(path=path, json_records=count_records(data))
-    validator_cls = jsonschema.validators.validator_for(prov_json_schema())
-    validator = validator_cls(prov_json_schema())
-    report.schema_errors = [
-        f"schema: {'/'.join(map(str, err.absolute_path)) or '(root)'}: {err.message}"
-        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    report.schema_errors = schema_errors(data)
     import warnings
 
     try:
