@@ -135,7 +135,8 @@ def test_only_local_rank_zero_measures_energy(save_dir, monkeypatch):
     monkeypatch.setenv("SLURM_LOCALID", "1")
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     monkeypatch.setenv("SLURM_STEP_ID", "0")
-    with yprov4ml.start_run(experiment_name="node", provenance_save_dir=save_dir, collect_all_processes=True) as run:
+    with yprov4ml.start_run(experiment_name="node", provenance_save_dir=save_dir, collect_all_processes=True,
+                            collection_timeout_s=0.1) as run:
         yprov4ml.log_carbon_metrics(step=0)
     view = yprov4ml.load_run(run.run_dir, rank=1)
     assert not any(k in ENERGY_FIGURES for k, _ in view.metrics)

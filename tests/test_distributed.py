@@ -173,7 +173,7 @@ def _slurm_like_tasks(tmp_path: Path, tasks: int, job: str, *args: str) -> list[
     procs = []
     for r in range(tasks):
         env = {**os.environ, "SLURM_PROCID": str(r), "SLURM_NTASKS": str(tasks), "SLURM_LOCALID": str(r),
-               "SLURM_JOB_ID": job, "SLURM_STEP_ID": "0", "YPROV4ML_COLLECTION_TIMEOUT": "20",
+               "SLURM_JOB_ID": job, "SLURM_STEP_ID": "0", "YPROV4ML_COLLECTION_TIMEOUT": "10",
                "PYTHONPATH": str(tmp_path / "no-mpi")}
         procs.append(subprocess.Popen([sys.executable, str(EXAMPLE), "--save-dir", str(tmp_path / "prov"), *args],
                                       cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -45,3 +45,24 @@ def test_unknown_top_level_keys_and_bad_values_are_rejected():
 def test_record_counting_sees_bundles():
     assert count_records({"prefix": {}, "entity": {"a": {}, "b": {}}, "bundle": {"x": {"activity": {"c": {}}}}}) == 3
     assert prov_json_schema()["properties"]["wasEndedBy"]
+
+
+def test_the_fast_schema_check_agrees_with_jsonschema():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    raw_validator = jsonschema.Draft4Validator(prov_json_schema())
+    from yprov4ml.validate import schema_errors
+
+    values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                          lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+                              st.sampled_from(["$", "type", "prov:entity", "ex:a", "entity", "lang"]), inner,
+                              max_size=3), max_leaves=6)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(st.sampled_from(["prefix", "entity", "activity", "used", "bundle", "wasEndedBy", "x"]),
+                           st.dictionaries(st.text(max_size=4), values, max_size=2), max_size=3))
+    def agree(doc):
+        assert (not schema_errors(doc)) == raw_validator.is_valid(doc)
+
+    agree()

@@ -63,12 +63,28 @@ def _schema_validator():
     return jsonschema.validators.validator_for(schema)(schema)
 
 
+@lru_cache(maxsize=1)
+def _fast_check():
+    import fastjsonschema
+
+    # Compiled to Python: ~15x faster than jsonschema, which only runs when this says no (for its messages).
+    # Formats are not checked: PROV-JSON's "uri" fields hold QNames ("run:rank-0", "_:id1").
+    return fastjsonschema.compile(prov_json_schema(), use_formats=False)
+
+
 def schema_errors(data: Any) -> list[str]:
     """The W3C PROV-JSON schema's complaints about ``data`` (empty when it conforms)."""
+    import fastjsonschema
+
+    try:
+        _fast_check()(data)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
     return [
         f"schema: {'/'.join(map(str, err.absolute_path)) or '(root)'}: {err.message}"
         for err in sorted(_schema_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    ] or ["schema: rejected by the compiled PROV-JSON schema"]
 
 
 def count_records(document: dict) -> int:
