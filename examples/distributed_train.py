@@ -27,6 +27,8 @@ parser.add_argument("--save-dir", default=os.environ.get("YPROV4ML_SAVE_DIR", "p
 parser.add_argument("--experiment", default="distributed")
 parser.add_argument("--fail-rank", type=int, default=-1, help="this rank raises in epoch 1 (to test failures)")
 parser.add_argument("--kill-rank", type=int, default=-1, help="this rank is SIGKILLed in epoch 1")
+parser.add_argument("--data", help="a .pt file with tensors x and y (default: a synthetic regression task)")
+parser.add_argument("--model-out", help="rank 0 saves the trained model's state dict here")
 parser.add_argument("--no-allreduce", action="store_true",
                     help="train each shard on its own (an ensemble): ranks never wait for each other")
 args = parser.parse_args()
@@ -49,10 +51,15 @@ rank, world = run.record.info.rank, run.record.info.world_size
 prov4ml.log_params({"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "world_size": world})
 
 # The same task on every rank (seed 0), each rank taking every world-th sample.
-generator = torch.Generator().manual_seed(0)
-true_w = torch.randn(16, 1, generator=generator)
-x = torch.randn(args.samples, 16, generator=generator)
-y = x @ true_w + 0.05 * torch.randn(args.samples, 1, generator=generator)
+if args.data:
+    tensors = torch.load(args.data)
+    x, y = tensors["x"], tensors["y"]
+    prov4ml.log_artifact(args.data, is_input=True)
+else:
+    generator = torch.Generator().manual_seed(0)
+    true_w = torch.randn(16, 1, generator=generator)
+    x = torch.randn(args.samples, 16, generator=generator)
+    y = x @ true_w + 0.05 * torch.randn(args.samples, 1, generator=generator)
 shard = torch.utils.data.TensorDataset(x[rank::world], y[rank::world])
 loader = torch.utils.data.DataLoader(shard, batch_size=args.batch_size, shuffle=True,
                                      generator=torch.Generator().manual_seed(rank))
@@ -84,5 +91,8 @@ for epoch in range(args.epochs):
 with torch.no_grad():
     val = torch.nn.functional.mse_loss(model(x[:256]), y[:256]).item()
 prov4ml.log_metric("val_loss", val, prov4ml.Context.VALIDATION, args.epochs)
+if args.model_out and rank == 0:
+    torch.save(model.state_dict(), args.model_out)
+    prov4ml.log_model(model, "regressor_final")
 prov4ml.end_run()
 print(f"rank {rank}/{world}: run {run.run_id} val_loss {val:.4f} -> {run.prov_path}", flush=True)

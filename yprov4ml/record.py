@@ -24,6 +24,7 @@ class RunInfo:
     local_rank: int = 0
     world_size: int = 1
     launcher: str = "none"
+    collect_all_processes: bool = False
     host: str = ""
     pid: int = 0
     command_line: str = ""

@@ -25,6 +25,7 @@ from .files import atomic_write_text, inside, sha256_of
 from .identifiers import safe_name
 from .journal import Journal
 from .metrics import MetricSeries, MetricWriter, as_metric_value, as_step
+from .parent import parent_task, register
 from .record import DatasetInfo, FileEntity, ModelVersion, Param, RunInfo, RunRecord
 
 _now = time.time
@@ -105,6 +106,7 @@ class Run:
             run_id=run_id, experiment=experiment, user_namespace=user_namespace or "",
             user=user or _user_name(), run_dir=str(self.run_dir), rank=ranks.rank,
             local_rank=ranks.local_rank, world_size=ranks.world_size, launcher=ranks.launcher,
+            collect_all_processes=collect_all_processes,
             host=socket.gethostname(), pid=os.getpid(),
             command_line=shlex.join([sys.executable, *sys.argv]), start_time=_now(),
         ))
@@ -118,7 +120,10 @@ class Run:
                                     self._on_write_error)
         info = self.record.info
         self.record.source = capture_source()
+        info.parent_task = parent_task()
         self.journal.write("start", **info.__dict__, source=self.record.source)
+        if info.parent_task:
+            register(info.parent_task, "start", run_id, self.rank, self.run_dir, self.prov_path)
         self._collectors: dict[str, Any] = {}
         self._collector_failures: set[str] = set()
         self._energy_country = energy_country
@@ -463,6 +468,8 @@ class Run:
         path = self.write_prov(create_graph=create_graph, create_svg=create_svg)
         self.journal.write("end", status=info.status, error=info.error, end_time=info.end_time)
         self.journal.close()
+        if info.parent_task:
+            register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
         if self._collect_all and info.world_size > 1:
             if self.rank == 0:
                 self.write_collection()

@@ -1,0 +1,84 @@
+"""The ``yprov4wfs-bridge`` command: build the bundle, graph and crate of a workflow; validate a crate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .workflow import WorkflowError
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .crate import CrateOptions
+    from .outputs import build
+
+    options = CrateOptions(reference_over_bytes=args.reference_over_mb * 2**20 if args.reference_over_mb else None)
+    result = build(args.workflow_dir, crate=not args.no_crate, svg=not args.no_svg, crate_options=options)
+    summary = {"bundle": str(result.bundle), "graph": str(result.picture),
+               "crate": str(result.crate) if result.crate else None,
+               "runs": sorted({d.run_id for d in result.attachments.documents}),
+               "rank_documents": len(result.attachments.documents), "gaps": result.gaps}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key in ("bundle", "graph", "crate"):
+            if summary[key]:
+                print(f"{key}: {summary[key]}")
+        print(f"{summary['rank_documents']} rank documents of {len(summary['runs'])} runs")
+        for gap in result.gaps:
+            print(f"GAP: {gap}", file=sys.stderr)
+    if result.crate and args.validate:
+        return _report(result.crate, "REQUIRED", args.json)
+    return 0
+
+
+def _report(crate: Path, severity: str, as_json: bool) -> int:
+    from .crate import validate_crate
+
+    report = validate_crate(crate, severity)
+    if as_json:
+        print(json.dumps({"crate": str(crate), "passed": report.passed, "severity": report.severity,
+                          "issues": report.issues}, indent=2))
+    else:
+        print(f"{crate}: {'valid' if report.passed else 'NOT valid'} provenance-run-crate-0.5 at "
+              f"{report.severity} severity (roc-validator, offline)")
+        for issue in report.issues:
+            print(f"  {issue}")
+    return 0 if report.passed else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    return _report(Path(args.crate), args.severity, args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="yprov4wfs-bridge", description="Nest yprov4ml runs beneath workflow "
+                                     "tasks: multi-level PROV-JSON bundle, graph, RO-Crate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="bundle.prov.json, graph.dot/svg and crate/ for a workflow directory")
+    build.add_argument("workflow_dir")
+    build.add_argument("--no-crate", action="store_true")
+    build.add_argument("--no-svg", action="store_true")
+    build.add_argument("--reference-over-mb", type=float, default=None,
+                       help="reference files larger than this in the crate instead of copying them")
+    build.add_argument("--validate", action="store_true", help="validate the crate (REQUIRED) afterwards")
+    build.add_argument("--json", action="store_true")
+    build.set_defaults(func=_build)
+    validate = sub.add_parser("validate-crate", help="roc-validator, offline, provenance-run-crate-0.5")
+    validate.add_argument("crate")
+    validate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"])
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(func=_validate)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkflowError as exc:
+        print(f"yprov4wfs-bridge {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
