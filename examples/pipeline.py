@@ -11,6 +11,7 @@ an RO-Crate, and checks the crate with roc-validator (offline).
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", default="pipeline-out")
 parser.add_argument("--ranks", type=int, default=2)
 parser.add_argument("--epochs", type=int, default=2)
+parser.add_argument("--launcher", choices=["mpiexec", "srun"], default="mpiexec",
+                    help="srun: the training runs as a job step of the current Slurm allocation")
 args = parser.parse_args()
 out = Path(args.out).absolute()
 mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -45,7 +48,10 @@ with Workflow("regression-pipeline", directory=out, agents=[Agent("researcher", 
         torch.save({"x": (data["x"][1536:] - mean) / std, "y": data["y"][1536:]}, out / "test.pt")
         train_set, test_set = task.output("train_set", out / "train.pt"), task.output("test_set", out / "test.pt")
 
-    command = [mpiexec, "-n", str(args.ranks), sys.executable, str(HERE / "distributed_train.py"),
+    launch = ([mpiexec, "-n", str(args.ranks)] if args.launcher == "mpiexec" else
+              ["srun", f"--mpi={os.environ.get('SRUN_MPI', 'pmi2')}", *os.environ.get("SRUN_EXTRA", "").split(),
+               "-n", str(args.ranks)])
+    command = [*launch, sys.executable, str(HERE / "distributed_train.py"),
                "--data", str(out / "train.pt"), "--model-out", str(out / "model.pt"), "--epochs",
                str(args.epochs), "--save-dir", str(out / "prov"), "--experiment", "train"]
     with wf.task("train", inputs=[train_set], command=" ".join(command)) as task:

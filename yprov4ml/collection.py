@@ -22,6 +22,7 @@ from .provdoc import literal, new_document, run_activity_id, timestamp, to_json
 COLLECTION_FILE = "collection.json"
 TIMEOUT_VARIABLE = "YPROV4ML_COLLECTION_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
+KILLED_WAIT_S = 3.0  # SIGTERM then SIGKILL: Slurm's KillWait is often 30 s, sometimes much less
 
 
 def collection_timeout(given: float | None = None) -> float:

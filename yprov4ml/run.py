@@ -471,22 +471,25 @@ class Run:
         if info.parent_task:
             register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
         if self._collect_all and info.world_size > 1:
-            if self.rank == 0:
-                self.write_collection()
-            else:
-                from .collection import collection_timeout, wait_for_collection
+            from .collection import KILLED_WAIT_S, collection_timeout, wait_for_collection
 
-                wait_for_collection(self.run_dir, collection_timeout(self._collection_timeout) + 30)
+            timeout = collection_timeout(self._collection_timeout)
+            if status == "KILLED":  # a killed job has seconds before SIGKILL: do not wait long for the others
+                timeout = min(timeout, KILLED_WAIT_S)
+            if self.rank == 0:
+                self.write_collection(timeout)
+            elif status != "KILLED":
+                wait_for_collection(self.run_dir, timeout + max(5.0, timeout / 4))
         return path
 
     @rank_zero_only
-    def write_collection(self) -> Path:
-        """Rank 0: wait for the other ranks' documents (with a timeout) and write ``collection.json``."""
-        from .collection import collection_timeout, write_collection
+    def write_collection(self, timeout_s: float) -> Path:
+        """Rank 0: wait for the other ranks' documents (up to ``timeout_s``) and write ``collection.json``."""
+        from .collection import write_collection
 
         info = self.record.info
         return write_collection(self.run_dir, info.run_id, info.experiment, info.user_namespace,
-                                info.world_size, collection_timeout(self._collection_timeout))
+                                info.world_size, timeout_s)
 
     def write_prov(self, create_graph: bool = False, create_svg: bool = False) -> Path:
         """Write this rank's PROV-JSON from the record, and its picture if asked."""

@@ -1,0 +1,76 @@
+#!/bin/bash
+# A single-node Slurm cluster on this machine (slurmctld + slurmd, as root), to run the hpc/ scripts for real.
+#
+#   hpc/local_slurm.sh start [STATE_DIR]    install (apt) if needed, configure, start; prints the SLURM_CONF to export
+#   hpc/local_slurm.sh stop  [STATE_DIR]    stop the daemons (by their pid files)
+#
+# Needs root and apt (Debian's slurm-wlm and munge). The tests call it; on a laptop, run it in a VM or container.
+set -euo pipefail
+ACTION=${1:-start}
+STATE=${2:-/tmp/yprov4ml-slurm}
+CONF="$STATE/slurm.conf"
+
+stop() {
+    for pid in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
+        if [ -f "$pid" ]; then kill "$(cat "$pid")" 2>/dev/null || true; fi
+    done
+    sleep 1
+    for pid in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
+        if [ -f "$pid" ]; then kill -9 "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; fi
+    done
+}
+
+if [ "$ACTION" = stop ]; then stop; exit 0; fi
+
+[ "$(id -u)" = 0 ] || { echo "local_slurm: needs root (it installs packages and runs the daemons)" >&2; exit 3; }
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+    command -v apt-get >/dev/null || { echo "local_slurm: no apt-get to install slurm-wlm and munge" >&2; exit 3; }
+    (apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1) || (apt-get update -qq && apt-get install -y -qq slurm-wlm munge >/dev/null)
+fi
+
+# munge: a key owned by munge, mode 400, and munged running as munge
+if [ ! -s /etc/munge/munge.key ]; then
+    dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
+fi
+chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
+mkdir -p /run/munge && chown munge:munge /run/munge
+if ! pgrep -x munged >/dev/null; then
+    if command -v runuser >/dev/null; then runuser -u munge -- /usr/sbin/munged; else su -s /bin/sh munge -c /usr/sbin/munged; fi
+fi
+
+stop
+mkdir -p "$STATE/spool" "$STATE/state" "$STATE/log"
+HOST=$(hostname -s)
+MEM=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
+cat > "$CONF" <<CONFEOF
+ClusterName=yprov4ml
+SlurmctldHost=$HOST
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$STATE/state
+SlurmdSpoolDir=$STATE/spool
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=pmi2
+ReturnToService=2
+KillWait=5
+NodeName=$HOST CPUs=$(nproc) RealMemory=$MEM State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
+CONFEOF
+export SLURM_CONF="$CONF"
+slurmctld -c -f "$CONF"
+slurmd -f "$CONF"
+for _ in $(seq 1 60); do
+    if sinfo -h -o %T 2>/dev/null | grep -q idle; then echo "SLURM_CONF=$CONF"; exit 0; fi
+    sleep 0.5
+done
+echo "local_slurm: the node did not become idle; see $STATE/log" >&2
+exit 4

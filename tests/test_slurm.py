@@ -1,0 +1,111 @@
+"""The hpc/ scripts under a real single-node Slurm cluster (hpc/local_slurm.sh): sbatch, job arrays, scancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import yprov4ml
+
+from conftest import ROOT, assert_valid_prov
+
+SETUP = ROOT / "hpc" / "local_slurm.sh"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    if os.geteuid() != 0 or not (shutil.which("apt-get") or shutil.which("slurmctld")):
+        pytest.skip("a local Slurm cluster needs root and apt (Debian's slurm-wlm and munge)")
+    state = tmp_path_factory.mktemp("slurm-state")
+    started = subprocess.run([str(SETUP), "start", str(state)], capture_output=True, text=True, timeout=600)
+    if started.returncode == 3:
+        pytest.skip(started.stderr.strip())
+    assert started.returncode == 0, started.stdout + started.stderr
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "PYTHON": sys.executable,
+           "PROJECT_DIR": str(ROOT), "SRUN_EXTRA": "--overcommit", "YPROV4ML_COLLECTION_TIMEOUT": "60"}
+    yield env
+    subprocess.run([str(SETUP), "stop", str(state)], timeout=60)
+
+
+def sbatch(env: dict, script: str, *options: str, wait: bool = True, **variables: str) -> str:
+    done = subprocess.run(["sbatch", "--parsable", "--overcommit", *(["--wait"] if wait else []), *options,
+                           str(ROOT / "hpc" / script)], env={**env, **variables}, capture_output=True, text=True,
+                          timeout=600, cwd=variables.get("cwd", env["PROJECT_DIR"]))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().split(";")[0]
+
+
+def test_train_sbatch_four_tasks(slurm, tmp_path):
+    save = tmp_path / "prov"
+    job = sbatch(slurm, "train.sbatch", f"--output={tmp_path}/job-%j.out", YPROV4ML_SAVE_DIR=str(save),
+                 TRAIN_ARGS="--epochs 1 --samples 512", EXPERIMENT="slurmtrain")
+    run_dir = save / "slurmtrain" / f"slurmtrain-slurm{job}.0"
+    log = next(tmp_path.glob("job-*.out")).read_text()
+    assert sorted(p.name for p in run_dir.glob("prov.rank*.json")) == [f"prov.rank{r}.json" for r in range(4)], log
+    views = [yprov4ml.load_run(run_dir, rank=r) for r in range(4)]
+    assert {v.status for v in views} == {"FINISHED"} and {v.run["launcher"] for v in views} == {"mpich"}
+    assert len({v.metric("val_loss", "validation").values[0] for v in views}) == 1  # real MPI allreduce
+    job_activity = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert job_activity["yprov:missing_ranks"] == "[]"
+    merged = assert_valid_prov(run_dir / "merged.json")
+    assert len(merged["bundle"]) == 4
+
+
+def test_job_array_gives_distinct_runs(slurm, tmp_path):
+    save = tmp_path / "prov"
+    sbatch(slurm, "train.sbatch", "--array=0-2", "--ntasks=1", f"--output={tmp_path}/array-%A_%a.out",
+           YPROV4ML_SAVE_DIR=str(save), TRAIN_ARGS="--epochs 1 --samples 256", EXPERIMENT="sweep")
+    runs = sorted((save / "sweep").iterdir())
+    assert len(runs) == 3
+    views = [yprov4ml.load_run(r) for r in runs]
+    assert len({v.run_id for v in views}) == 3 and {v.status for v in views} == {"FINISHED"}
+    side_by_side = {v.run_id: v.metric("val_loss", "validation").values[-1] for v in views}
+    assert len(side_by_side) == 3
+
+
+def test_scancel_leaves_a_killed_record(slurm, tmp_path):
+    save = tmp_path / "prov"
+    job = sbatch(slurm, "train.sbatch", f"--output={tmp_path}/long-%j.out", wait=False,
+                 YPROV4ML_SAVE_DIR=str(save), TRAIN_ARGS="--epochs 500 --samples 2048", EXPERIMENT="cancelled")
+    run_dir = save / "cancelled" / f"cancelled-slurm{job}.0"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # cancel once every rank is recording
+        if len(list(run_dir.glob("metrics/training/loss.rank*.ymetric"))) == 4:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the job never started recording")
+    subprocess.run(["scancel", job], env=slurm, check=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-j", job], env=slurm, capture_output=True, text=True).stdout
+        if not queue.strip():
+            break
+        time.sleep(0.5)
+    time.sleep(1)
+    for rank in range(4):
+        path = run_dir / f"prov.rank{rank}.json"
+        assert path.is_file(), sorted(p.name for p in run_dir.iterdir())
+        assert_valid_prov(path)
+        view = yprov4ml.load_run(run_dir, rank=rank)
+        assert view.status == "KILLED" and "SIGTERM" in view.error
+        assert len(view.metric("loss")) > 0
+
+
+def test_pipeline_sbatch_builds_bundle_and_crate(slurm, tmp_path):
+    out = tmp_path / "pipeline"
+    sbatch(slurm, "pipeline.sbatch", f"--output={tmp_path}/pipe-%j.out", OUT_DIR=str(out),
+           PIPELINE_ARGS="--epochs 1")
+    log = next(tmp_path.glob("pipe-*.out")).read_text()
+    assert "valid provenance-run-crate-0.5" in log, log
+    doc = assert_valid_prov(out / "bundle.prov.json")
+    bundles = [e for e in doc["entity"].values() if e["prov:type"] == "yprov:RunBundle"]
+    assert sorted(b["yprov:task_id"] for b in bundles) == ["evaluate", "train", "train"]
+    assert (out / "crate" / "ro-crate-metadata.json").is_file()
