@@ -54,6 +54,17 @@ def _validate(args: argparse.Namespace) -> int:
 
     failed = 0
     for path in args.files:
+        if Path(path).is_dir() or str(path).endswith(".zip"):  # an RO-Crate
+            from yprov4wfs_bridge.crate import validate_crate
+
+            report = validate_crate(Path(path), args.severity)
+            print(f"{path}: {'valid' if report.passed else 'INVALID'} provenance-run-crate-0.5 at "
+                  f"{report.severity} severity (roc-validator, offline)",
+                  file=sys.stdout if report.passed else sys.stderr)
+            for issue in report.issues:
+                print(f"  {issue}", file=sys.stderr)
+            failed += not report.passed
+            continue
         report = validate_file(path)
         if report.ok:
             print(f"{path}: valid PROV-JSON ({report.json_records} records; prov round-trip and W3C schema pass)")
@@ -86,6 +97,54 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare, render_table
+
+    result = compare(args.runs, sort_by=args.sort, descending=args.desc)
+    if args.json:
+        print(json.dumps({"runs": [r.run_id for r in result.runs], "status": [r.status for r in result.runs],
+                          "params": result.params, "same_params": result.same_params, "metrics": result.metrics,
+                          "notes": result.notes}, indent=2, default=str))
+    else:
+        print(render_table(result))
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plot import plot
+
+    output, notes = plot(args.runs, args.metric, args.output, vs=args.vs, x=args.x)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(output)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.runs, args.output))
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .reproduce import recipe
+
+    plan = recipe(args.run)
+    print(plan.text())
+    if not args.run_it:
+        return 0
+    if not plan.command:
+        print("yprov4ml reproduce: nothing to run (no command line recorded)", file=sys.stderr)
+        return 2
+    command = list(plan.command)
+    if not Path(command[0]).exists():
+        command[0] = sys.executable
+    return subprocess.run(command, cwd=plan.workdir if plan.workdir and Path(plan.workdir).is_dir() else None).returncode
+
+
 def _merge(args: argparse.Namespace) -> int:
     from .merge import main as merge_main
 
@@ -108,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_show)
 
-    validate = sub.add_parser("validate", help="check PROV-JSON files: prov round-trip and W3C schema")
-    validate.add_argument("files", nargs="+")
+    validate = sub.add_parser("validate", help="check PROV-JSON files (prov round-trip and W3C schema) or "
+                                                "RO-Crates (roc-validator, offline)")
+    validate.add_argument("files", nargs="+", help="PROV-JSON files, or RO-Crate directories / zip files")
+    validate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"],
+                          help="for crates")
     validate.set_defaults(func=_validate)
 
     graph = sub.add_parser("graph", help="DOT (and SVG) picture of a run's provenance")
@@ -118,6 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--svg", action="store_true", help="also render SVG with Graphviz")
     graph.add_argument("-o", "--output", help="output path (default: graph.rankN.dot beside the document)")
     graph.set_defaults(func=_graph)
+
+    comp = sub.add_parser("compare", help="params that differ and final metrics of runs, side by side")
+    comp.add_argument("runs", nargs="+", help="run directories, or an experiment directory")
+    comp.add_argument("--sort", help="sort the runs by this metric (key or key@context)")
+    comp.add_argument("--desc", action="store_true", help="largest first")
+    comp.add_argument("--json", action="store_true")
+    comp.set_defaults(func=_compare)
+
+    plot = sub.add_parser("plot", help="PNG/SVG of a metric over steps or time, one curve per run and rank")
+    plot.add_argument("runs", nargs="+")
+    plot.add_argument("--metric", required=True, help="key or key@context")
+    plot.add_argument("--vs", help="a second metric, on a second y axis")
+    plot.add_argument("--x", choices=["step", "time"], default="step")
+    plot.add_argument("-o", "--output", default="plot.png", help="file name; .png or .svg")
+    plot.set_defaults(func=_plot)
+
+    report = sub.add_parser("report", help="a self-contained HTML report of runs (plots, params, provenance)")
+    report.add_argument("runs", nargs="+")
+    report.add_argument("-o", "--output", default="report.html")
+    report.set_defaults(func=_report)
+
+    repro = sub.add_parser("reproduce", help="what it takes to re-run a run, from its PROV-JSON alone")
+    repro.add_argument("run")
+    repro.add_argument("--run", dest="run_it", action="store_true", help="execute the recorded command line")
+    repro.set_defaults(func=_reproduce)
 
     merge = sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)",
                            add_help=False)

@@ -12,13 +12,17 @@ from prov.model import ProvDocument
 from .files import atomic_write_text
 
 
-def write_dot(doc: ProvDocument, path: Path) -> Path:
-    """Write the DOT source of ``doc`` in prov's standard PROV styling, one node per record."""
+def dot_source(doc: ProvDocument) -> str:
+    """The DOT source of ``doc`` in prov's standard PROV styling, one node per record."""
     from prov.dot import prov_to_dot
 
     # Attributes (package lists, environment variables) would bury the structure: labels only.
-    picture = prov_to_dot(doc, use_labels=True, show_element_attributes=False, show_relation_attributes=False)
-    atomic_write_text(path, picture.to_string())
+    return prov_to_dot(doc, use_labels=True, show_element_attributes=False, show_relation_attributes=False).to_string()
+
+
+def write_dot(doc: ProvDocument, path: Path) -> Path:
+    """Write the DOT source of ``doc``."""
+    atomic_write_text(path, dot_source(doc))
     return path
 
 

@@ -1,0 +1,185 @@
+"""compare, plot, report (checked in headless Chromium), reproduce, and the Lightning logger — on real runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+import yprov4ml
+
+from conftest import ROOT, assert_valid_prov
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yprov4ml.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Three runs of one experiment with different learning rates; the third lacks val_loss."""
+    save = tmp_path_factory.mktemp("sweep")
+    for i, lr in enumerate((0.1, 0.01, 0.001)):
+        with yprov4ml.start_run("www.example.org", "sweep", save) as run:
+            yprov4ml.log_params({"lr": lr, "epochs": 5})
+            for step in range(20):
+                yprov4ml.log_metric("loss", (1 + i) / (step + 1), yprov4ml.Context.TRAINING, step)
+                yprov4ml.log_metric("cpu_power_w", 10.0 + step, yprov4ml.Context.TRAINING, step)
+            if i < 2:
+                yprov4ml.log_metric("val_loss", 0.5 * (1 + i), yprov4ml.Context.VALIDATION, 5)
+    return save / "sweep"
+
+
+def test_compare_an_experiment_directory(sweep):
+    done = cli("compare", str(sweep), "--sort", "loss")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].count("sweep-") == 3
+    assert any(line.startswith("param lr") for line in lines)
+    assert "same in every run: epochs=5" in done.stdout
+    assert "note: val_loss@validation is missing from 1 run(s)" in done.stdout
+    data = json.loads(cli("compare", str(sweep), "--sort", "loss", "--json").stdout)
+    assert data["params"]["lr"] == [0.1, 0.01, 0.001]  # sorted by final loss, smallest first
+    assert data["metrics"]["loss@training"] == [1 / 20, 2 / 20, 3 / 20]
+    assert data["metrics"]["val_loss@validation"][2] is None
+    desc = json.loads(cli("compare", str(sweep), "--sort", "loss", "--desc", "--json").stdout)
+    assert desc["params"]["lr"] == [0.001, 0.01, 0.1]
+
+
+def test_compare_refuses_what_it_cannot_show(sweep, tmp_path):
+    assert cli("compare", str(tmp_path)).returncode == 2
+    bad_sort = cli("compare", str(sweep), "--sort", "nope")
+    assert bad_sort.returncode == 2 and "no metric 'nope'" in bad_sort.stderr
+    with yprov4ml.start_run("www.example.org", "other", tmp_path) as other:
+        pass
+    mixed = cli("compare", str(sweep), str(other.run_dir))
+    assert mixed.returncode == 0 and "2 experiments" in mixed.stdout and "recorded no parameters" in mixed.stdout
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plot_with_two_axes(sweep, tmp_path):
+    out = tmp_path / "loss.png"
+    done = cli("plot", str(sweep), "--metric", "loss", "--vs", "cpu_power_w", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert _png_size(out)[0] > 500
+    svg = tmp_path / "val.svg"
+    done = cli("plot", str(sweep), "--metric", "val_loss", "--x", "time", "-o", str(svg))
+    assert done.returncode == 0 and "<svg" in svg.read_text()
+    assert "has no metric val_loss" in done.stderr  # the third run: a note, not a failure
+    assert cli("plot", str(sweep), "--metric", "nope", "-o", str(tmp_path / "x.png")).returncode == 2
+
+
+def test_plot_one_curve_per_rank(tmp_path):
+    for rank in (0, 1):
+        with yprov4ml.start_run("www.example.org", "ranks", tmp_path, rank=rank, run_id="r",
+                                collect_all_processes=True, collection_timeout_s=0.1):
+            for step in range(5):
+                yprov4ml.log_metric("loss", float(rank + step), step=step)
+    from yprov4ml.plot import _views
+
+    assert [label for label, _ in _views([tmp_path / "ranks" / "r"])] == ["r rank 0", "r rank 1"]
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    return found
+
+
+def test_report_renders_in_headless_chromium_without_network(sweep, tmp_path):
+    report = tmp_path / "report.html"
+    assert cli("report", str(sweep), "-o", str(report)).returncode == 0
+    text = report.read_text()
+    import re
+
+    # nothing to fetch: no script, no stylesheet link, no remote image or font (xmlns URIs are only names)
+    assert not re.search(r"""(src|href)\s*=\s*["']https?://|<script|<link|@import|url\(\s*["']?http""", text)
+    assert text.count("<svg") >= 4 and "lr" in text
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
+                           "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), done.stderr
+    width, height = _png_size(shot)
+    assert (width, height) == (1200, 2400)
+    console_errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "ERR_NAME_NOT_RESOLVED" in line]
+    assert console_errors == []
+    pixels = zlib.decompress(b"".join(_chunks(shot.read_bytes(), b"IDAT")))
+    assert len(set(pixels[::97])) > 5  # not a blank page
+
+
+def _chunks(data: bytes, kind: bytes):
+    pos = 8
+    while pos < len(data):
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        if data[pos + 4:pos + 8] == kind:
+            yield data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+
+
+def test_reproduce_prints_and_runs_the_recipe(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("import sys, yprov4ml\n"
+                      "with yprov4ml.start_run('www.example.org', 'repro', sys.argv[1]):\n"
+                      "    yprov4ml.log_param('lr', float(sys.argv[2]))\n"
+                      "    yprov4ml.log_metric('loss', 1.0)\n")
+    subprocess.run([sys.executable, str(script), str(tmp_path / "prov"), "0.3"], check=True, cwd=tmp_path)
+    (run_dir,) = (tmp_path / "prov" / "repro").iterdir()
+    done = cli("reproduce", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert f"train.py {tmp_path / 'prov'} 0.3" in done.stdout and "lr=0.3" in done.stdout
+    assert "pip install" in done.stdout and "prov==" in done.stdout
+    script.write_text(script.read_text() + "# changed\n")
+    assert "has changed since the run" in cli("reproduce", str(run_dir)).stdout
+    rerun = cli("reproduce", str(run_dir), "--run")
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(list((tmp_path / "prov" / "repro").iterdir())) == 2  # the experiment ran again
+
+
+def test_lightning_logger_records_a_real_trainer(tmp_path):
+    pytest.importorskip("lightning")
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "lightning_train.py"), "--epochs", "2",
+                           "--save-dir", str(tmp_path / "prov")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "prov" / "lightning").iterdir()
+    assert_valid_prov(run_dir / "prov.rank0.json")
+    view = yprov4ml.load_run(run_dir)
+    assert view.status == "FINISHED" and view.params == {"lr": 0.05, "hidden": 16}
+    contexts = {c for _, c in view.metrics}
+    assert contexts == {"training", "validation", "evaluation"}
+    train = view.metric("train_loss")
+    assert train.steps == sorted(train.steps) and len(train) >= 4
+    assert [m["model_name"] for m in view.models] and all(m["model_name"] == "checkpoint" for m in view.models)
+
+
+def test_lightning_failure_is_recorded(tmp_path):
+    pytest.importorskip("lightning")
+    from yprov4ml.integrations.lightning import YProv4MLLogger, context_of
+
+    assert context_of("val_loss") == yprov4ml.Context.VALIDATION
+    assert context_of("loss/val") == yprov4ml.Context.VALIDATION
+    assert context_of("test_acc") == yprov4ml.Context.EVALUATION
+    assert context_of("train_loss") == yprov4ml.Context.TRAINING
+    logger = YProv4MLLogger(experiment_name="fails", provenance_save_dir=str(tmp_path))
+    logger.log_hyperparams({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}})
+    logger.log_metrics({"train_loss": 1.0, "epoch": 0}, step=0)
+    logger.finalize("failed")
+    view = yprov4ml.load_run(logger.experiment.run_dir)
+    assert view.status == "FAILED" and view.params == {"optim.lr": 0.1, "optim.betas": [0.9, 0.99]}
+    assert [k for k, _ in view.metrics] == ["train_loss"]

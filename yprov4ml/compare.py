@@ -1,0 +1,112 @@
+"""Comparing runs: the parameters that differ and the final metrics side by side."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import NotARunError
+from .reader import RunView, load_run
+
+
+@dataclass
+class Comparison:
+    runs: list[RunView]
+    params: dict[str, list[Any]]          # only the keys whose values differ between runs
+    same_params: dict[str, Any]
+    metrics: dict[str, list[float | None]]  # "key@context" → last value per run (None where a run lacks it)
+    notes: list[str] = field(default_factory=list)
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories named directly, or found inside an experiment directory (or a provenance directory)."""
+    found: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_file() or (path / "prov.rank0.json").is_file():
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise NotARunError(f"{path} does not exist")
+        inside = sorted({p.parent for p in path.glob("*/prov.rank0.json")} |
+                        {p.parent for p in path.glob("*/*/prov.rank0.json")})
+        if not inside:
+            raise NotARunError(f"{path} is not a run directory and holds no runs (no prov.rank0.json below it)")
+        found += inside
+    return found
+
+
+def compare(paths: Iterable[str | Path], sort_by: str | None = None, descending: bool = False) -> Comparison:
+    """Load the runs and line them up; ``sort_by`` is a metric (``key`` or ``key@context``)."""
+    runs = [load_run(p) for p in find_runs(paths)]
+    if not runs:
+        raise NotARunError("no runs to compare")
+    notes = []
+    experiments = sorted({r.experiment for r in runs})
+    if len(experiments) > 1:
+        notes.append(f"the runs belong to {len(experiments)} experiments ({', '.join(experiments)}): "
+                     "compare like with like")
+    keys = sorted({k for r in runs for k in r.params})
+    params, same = {}, {}
+    for key in keys:
+        values = [r.params.get(key, "—") for r in runs]
+        if all(_equal(v, values[0]) for v in values):
+            same[key] = values[0]
+        else:
+            params[key] = values
+    names = sorted({f"{k}@{c}" for r in runs for k, c in r.metrics})
+    metrics = {}
+    for name in names:
+        key, context = name.split("@", 1)
+        values = [r.metrics[key, context].values[-1] if (key, context) in r.metrics and len(r.metrics[key, context])
+                  else None for r in runs]
+        metrics[name] = values
+        lacking = [r.run_id for r, v in zip(runs, values) if v is None]
+        if lacking and len(lacking) < len(runs):
+            notes.append(f"{name} is missing from {len(lacking)} run(s): {', '.join(lacking)}")
+    for run in runs:
+        if not run.metrics and not run.params:
+            notes.append(f"run {run.run_id} recorded no parameters and no metrics")
+    if sort_by:
+        name = sort_by if "@" in sort_by else next((n for n in names if n.split("@")[0] == sort_by), sort_by)
+        if name not in metrics:
+            raise NotARunError(f"no metric {sort_by!r} to sort by; the runs have: {', '.join(names) or 'none'}")
+        missing_last = float("-inf") if descending else float("inf")
+        order = sorted(range(len(runs)), key=lambda i: missing_last if metrics[name][i] is None
+                       or math.isnan(metrics[name][i]) else metrics[name][i], reverse=descending)
+        runs = [runs[i] for i in order]
+        params = {k: [v[i] for i in order] for k, v in params.items()}
+        metrics = {k: [v[i] for i in order] for k, v in metrics.items()}
+    return Comparison(runs, params, same, metrics, notes)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and type(a) is type(b)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render_table(comparison: Comparison) -> str:
+    """A plain-text table: one column per run, params that differ, then final metrics."""
+    header = ["", *[r.run_id for r in comparison.runs]]
+    rows = [["status", *[r.status for r in comparison.runs]]]
+    rows += [[f"param {k}", *map(_cell, v)] for k, v in comparison.params.items()]
+    rows += [[f"{k} (last)", *map(_cell, v)] for k, v in comparison.metrics.items()]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    if comparison.same_params:
+        lines.append("same in every run: " + ", ".join(f"{k}={_cell(v)}" for k, v in comparison.same_params.items()))
+    lines += [f"note: {n}" for n in comparison.notes]
+    return "\n".join(lines)

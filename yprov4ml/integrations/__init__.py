@@ -1,0 +1,1 @@
+"""Integrations of yprov4ml with training frameworks (imported only when used)."""
