@@ -183,3 +183,18 @@ def test_lightning_failure_is_recorded(tmp_path):
     view = yprov4ml.load_run(logger.experiment.run_dir)
     assert view.status == "FAILED" and view.params == {"optim.lr": 0.1, "optim.betas": [0.9, 0.99]}
     assert [k for k, _ in view.metrics] == ["train_loss"]
+
+
+def test_lightning_ddp_records_one_document_per_rank(tmp_path):
+    pytest.importorskip("lightning")
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "scripts" / "lightning_ddp.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = {line.split()[2] for line in done.stdout.splitlines() if line.startswith("RANK")}
+    assert len(ids) == 1  # both ranks agreed on the run (torch.distributed broadcast)
+    run_dir = tmp_path / "ddp" / ids.pop()
+    views = [yprov4ml.load_run(run_dir, rank=r) for r in (0, 1)]
+    assert [v.world_size for v in views] == [2, 2] and {v.run["launcher"] for v in views} == {"torch.distributed"}
+    assert all(len(v.metric("train_loss")) > 0 for v in views)
+    job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert job["yprov:missing_ranks"] == "[]"

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import safety
 from .context import Context
-from .distributed import RankInfo, agree_run_id, detect_rank, mpi_comm
+from .distributed import RankInfo, agree_run_id, detect_rank, mpi_comm, torch_group
 from .errors import RunAlreadyActiveError, RunNotActiveError
 from .noop import NoOpRun
 from .record import DatasetInfo, FileEntity, ModelVersion
@@ -47,8 +47,12 @@ def active_run() -> Run | NoOpRun | None:
 def _ranks(rank: int | None) -> RankInfo:
     ranks = detect_rank()
     comm = mpi_comm()
+    group = torch_group()
     if ranks.launcher == "none" and comm is not None and comm.Get_size() > 1:
         ranks = RankInfo(comm.Get_rank(), comm.Get_size(), 0, "mpi4py", None)
+    elif group is not None and (ranks.launcher == "none" or ranks.world_size != group[1]):
+        # torch.distributed knows better than partial launcher variables (Lightning's DDP launcher)
+        ranks = RankInfo(group[0], group[1], int(os.environ.get("LOCAL_RANK", group[0])), "torch.distributed", None)
     if rank is not None:
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
             raise ValueError(f"rank must be a non-negative integer, got {rank!r}")

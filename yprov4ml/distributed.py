@@ -94,6 +94,25 @@ def mpi_comm() -> object | None:
         return None
 
 
+def torch_group() -> tuple[int, int] | None:
+    """(rank, world size) of torch.distributed's default group, when the program has initialised it."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except Exception:
+        pass
+    return None
+
+
+def _torch_broadcast(value: str | None) -> str:
+    import torch.distributed as dist
+
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
 def _import_mpi_comm() -> object | None:
     try:
         from mpi4py import MPI
@@ -123,6 +142,8 @@ def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequenc
         return new_run_id(experiment)
     if ranks.job_id:
         return f"{safe_name(experiment)}-{safe_name(ranks.job_id)}" + (f"-{sequence}" if sequence else "")
+    if torch_group() is not None:  # torch.distributed (Lightning DDP, torchrun): rank 0 decides
+        return _torch_broadcast(new_run_id(experiment) if ranks.rank == 0 else None)
     comm = mpi_comm() or _import_mpi_comm()
     if comm is not None:
         return comm.bcast(new_run_id(experiment) if comm.Get_rank() == 0 else None, root=0)
