@@ -11,6 +11,14 @@ STATE=${2:-/tmp/yprov4ml-slurm}
 CONF="$STATE/slurm.conf"
 
 stop() {
+    # end the jobs first: stopping the daemons alone would leave their processes running
+    if [ -f "$CONF" ] && command -v scancel >/dev/null; then
+        SLURM_CONF="$CONF" scancel --full --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 1 20); do
+            [ -z "$(SLURM_CONF="$CONF" squeue -h 2>/dev/null)" ] && break
+            sleep 0.5
+        done
+    fi
     for pid in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
         if [ -f "$pid" ]; then kill "$(cat "$pid")" 2>/dev/null || true; fi
     done
