@@ -12,7 +12,7 @@ CONF="$STATE/slurm.conf"
 
 stop() {
     # end the jobs first: stopping the daemons alone would leave their processes running
-    if [ -f "$CONF" ] && command -v scancel >/dev/null; then
+    if [ -f "$CONF" ] && [ -f "$STATE/slurmctld.pid" ] && kill -0 "$(cat "$STATE/slurmctld.pid")" 2>/dev/null; then
         SLURM_CONF="$CONF" scancel --full --user="$(id -un)" 2>/dev/null || true
         for _ in $(seq 1 20); do
             [ -z "$(SLURM_CONF="$CONF" squeue -h 2>/dev/null)" ] && break
