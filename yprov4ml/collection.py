@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,6 @@ def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace
     ends = [a["prov:endTime"] for a in ranks.values() if "prov:endTime" in a]
     statuses = {r: a.get("status", "UNKNOWN") for r, a in ranks.items()}
     overall = "INCOMPLETE" if missing else ("FINISHED" if set(statuses.values()) == {"FINISHED"} else "FAILED")
-    from datetime import datetime
-
     job = doc.activity("run:distributed", datetime.fromisoformat(min(starts)) if starts else None,
                        datetime.fromisoformat(max(ends)) if ends else None, {
                            PROV_TYPE: "yprov:DistributedRun", PROV_LABEL: f"{experiment} run {run_id}",

@@ -67,16 +67,17 @@ def to_json(doc: ProvDocument, indent: int | None = 2) -> str:
     from prov.serializers.provjson import encode_json_document
 
     data = encode_json_document(doc)
-    _declare_standard_prefixes(data)
+    declare_standard_prefixes(data)
     return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
-def _declare_standard_prefixes(document: dict) -> None:
+def declare_standard_prefixes(document: dict) -> None:
+    """Add the ``xsd`` and ``prov`` prefixes to a PROV-JSON object and its bundles."""
     prefixes = document.setdefault("prefix", {})
     prefixes.setdefault("xsd", XSD.uri)
     prefixes.setdefault("prov", PROV.uri)
     for bundle in (document.get("bundle") or {}).values():
-        _declare_standard_prefixes(bundle)
+        declare_standard_prefixes(bundle)
 
 
 def literal(value: Any) -> Any:

@@ -476,9 +476,8 @@ class Run:
             timeout = collection_timeout(self._collection_timeout)
             if status == "KILLED":  # a killed job has seconds before SIGKILL: do not wait long for the others
                 timeout = min(timeout, KILLED_WAIT_S)
-            if self.rank == 0:
-                self.write_collection(timeout)
-            elif status != "KILLED":
+            self.write_collection(timeout)  # rank 0 only
+            if self.rank != 0 and status != "KILLED":  # end together with rank 0 (see wait_for_collection)
                 wait_for_collection(self.run_dir, timeout + max(5.0, timeout / 4))
         return path
 

@@ -8,7 +8,7 @@ from typing import Any
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 from prov.serializers.provjson import encode_json_document
 
-from yprov4ml.provdoc import VOCABULARY, _declare_standard_prefixes
+from yprov4ml.provdoc import VOCABULARY, declare_standard_prefixes
 
 WORKFLOW_NAMESPACE = "https://w3id.org/yprov4wfs/workflow/"
 _AGENT_TYPES = {"Person": "prov:Person", "Organization": "prov:Organization", "SoftwareAgent": "prov:SoftwareAgent"}
@@ -68,5 +68,5 @@ def workflow_document(manifest: dict[str, Any]) -> dict[str, Any]:
             doc.wasGeneratedBy(data[data_id], activity, _time(task["end_time"]))
             producer[data_id] = task["id"]
     out = encode_json_document(doc)
-    _declare_standard_prefixes(out)
+    declare_standard_prefixes(out)
     return out
