@@ -350,9 +350,7 @@ class Run:
                                    step: int | None = None) -> float:
         """Log the seconds elapsed since the run started as metric ``label`` (unit: s)."""
         elapsed = _now() - self.record.info.start_time
-        if (label, context) not in self._series:
-            self._open_series(label, context, unit="s")
-        self.log_metric(label, elapsed, context, step)
+        self._log_figures([(label, elapsed, "s")], context, step)
         return elapsed
 
     # ---------------------------------------------------------------- collectors
