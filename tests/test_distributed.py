@@ -231,3 +231,13 @@ def test_slurm_like_environment_runs_the_hpc_example(tmp_path):
 def test_hpc_scripts_are_valid_bash():
     for script in ("train.sbatch", "mpirun.sh"):
         subprocess.run(["bash", "-n", str(ROOT / "hpc" / script)], check=True)
+
+
+def test_rank_documents_come_in_rank_order(tmp_path):
+    from yprov4ml.reader import rank_documents
+
+    for rank in (10, 2, 0, 1):
+        (tmp_path / f"prov.rank{rank}.json").write_text("{}")
+    (tmp_path / "prov.rankX.json").write_text("{}")  # not a rank document
+    assert [p.name for p in rank_documents(tmp_path)] == ["prov.rank0.json", "prov.rank1.json", "prov.rank2.json",
+                                                         "prov.rank10.json"]

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from .files import atomic_write_text, sha256_of
 from .provdoc import RUN_NAMESPACE, VOCABULARY
-from .reader import attributes
+from .reader import attributes, rank_documents
 from .validate import count_records, schema_errors
 
 
@@ -60,7 +60,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            ranks = sorted(path.glob("prov.rank*.json"), key=lambda p: _rank_from_name(p))
+            ranks = rank_documents(path)
             if not ranks:
                 raise MergeError(f"{path}: no prov.rank*.json in this directory; is it a yprov4ml run directory?")
             found += ranks
@@ -77,11 +77,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     if not unique:
         raise MergeError("nothing to merge: give rank documents, a glob, or a run directory")
     return unique
-
-
-def _rank_from_name(path: Path) -> int:
-    digits = "".join(c for c in path.name.split(".")[1] if c.isdigit()) if "." in path.name else ""
-    return int(digits) if digits else 0
 
 
 def load_rank_document(path: Path) -> RankDocument:

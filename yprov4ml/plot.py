@@ -7,14 +7,14 @@ from typing import Iterable
 
 from .compare import find_runs
 from .errors import NotARunError
-from .reader import load_run
+from .reader import load_run, rank_documents
 
 
 def _views(paths: Iterable[str | Path]):
     """Every rank of every run: (label, view)."""
     out = []
     for run_dir in find_runs(paths):
-        ranks = sorted(run_dir.glob("prov.rank*.json")) if run_dir.is_dir() else [run_dir]
+        ranks = rank_documents(run_dir) if run_dir.is_dir() else [run_dir]
         for doc in ranks:
             view = load_run(doc)
             label = view.run_id if len(ranks) == 1 else f"{view.run_id} rank {view.rank}"

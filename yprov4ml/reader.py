@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,15 @@ class RunView:
         except KeyError:
             known = ", ".join(f"{k}@{c}" for k, c in sorted(self.metrics)) or "none"
             raise KeyError(f"no metric {key!r} in context {context!r}; this run has: {known}") from None
+
+
+_RANK_FILE = re.compile(r"^prov\.rank(\d+)\.json$")
+
+
+def rank_documents(run_dir: Path) -> list[Path]:
+    """The ``prov.rankN.json`` files of a run directory, in rank order (rank 2 before rank 10)."""
+    found = [(int(m.group(1)), p) for p in run_dir.glob("prov.rank*.json") if (m := _RANK_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
 
 
 def _prov_file(path: Path, rank: int) -> Path:

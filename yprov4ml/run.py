@@ -127,7 +127,6 @@ class Run:
         self._collectors: dict[str, Any] = {}
         self._collector_failures: set[str] = set()
         self._energy_country = energy_country
-        self._collect_all = collect_all_processes
         self._collection_timeout = collection_timeout_s
         self._timers: dict[str, float] = {}
         self._writer.start()
@@ -468,7 +467,7 @@ class Run:
         self.journal.close()
         if info.parent_task:
             register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
-        if self._collect_all and info.world_size > 1:
+        if info.collect_all_processes and info.world_size > 1:
             from .collection import KILLED_WAIT_S, collection_timeout, wait_for_collection
 
             timeout = collection_timeout(self._collection_timeout)

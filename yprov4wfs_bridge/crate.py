@@ -38,8 +38,9 @@ WFRUN_TERMS = "https://w3id.org/ro/terms/workflow-run#"
 RO_CRATE_CONTEXT = "https://w3id.org/ro/crate/1.1/context"
 _STATUS = {"FINISHED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
            "RUNNING": "http://schema.org/ActiveActionStatus", "KILLED": "http://schema.org/FailedActionStatus"}
-USAGE_FIGURES = (("wall_time_s", "s"), ("total_energy_consumed_kwh", "kWh"), ("total_emissions_kg", "kgCO2eq"),
-                 ("total_cpu_energy_kwh", "kWh"), ("total_gpu_energy_kwh", "kWh"), ("total_ram_energy_kwh", "kWh"))
+# Run-level totals summed over a task's ranks, with their units (the task's wall time is added to them).
+USAGE_FIGURES = {"total_energy_consumed_kwh": "kWh", "total_emissions_kg": "kgCO2eq", "total_cpu_energy_kwh": "kWh",
+                 "total_gpu_energy_kwh": "kWh", "total_ram_energy_kwh": "kWh"}
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -62,11 +63,11 @@ def _usage(task: dict[str, Any], documents: list[RankDocument]) -> list[dict[str
     if task.get("start_time") and task.get("end_time"):
         figures["task_wall_time_s"] = task["end_time"] - task["start_time"]
     for doc in documents:
-        for name, _ in USAGE_FIGURES:
+        for name in USAGE_FIGURES:
             value = doc.run.get(name)
-            if isinstance(value, (int, float)) and name != "wall_time_s":
+            if isinstance(value, (int, float)):
                 figures[name] = figures.get(name, 0.0) + value
-    units = dict(USAGE_FIGURES, task_wall_time_s="s")
+    units = {**USAGE_FIGURES, "task_wall_time_s": "s"}
     return [{"@id": f"#usage-{task['id']}-{name}", "@type": "PropertyValue", "name": name, "value": value,
              "propertyID": f"{VOCABULARY}{name}", "unitText": units[name]} for name, value in figures.items()]
 

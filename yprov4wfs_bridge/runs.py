@@ -9,6 +9,7 @@ from typing import Any
 
 from yprov4ml.merge import MergeError, load_rank_document
 from yprov4ml.parent import REGISTRY
+from yprov4ml.reader import rank_documents
 
 from .workflow import WorkflowError
 
@@ -37,9 +38,7 @@ class Attachments:
 
 
 def _rank_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(path.glob("prov.rank*.json"))
-    return [path]
+    return rank_documents(path) if path.is_dir() else [path]
 
 
 def check_attachable(path: Path) -> Path:
