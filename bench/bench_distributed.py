@@ -52,7 +52,7 @@ def make_rank_documents(target: Path, world: int = WORLD) -> None:
 
 
 def worker(run_dir: str, ranks: int) -> None:
-    from yprov4ml.merge import merge
+    from yprov4ml.distributed.merge import merge
 
     inputs = [str(Path(run_dir) / f"prov.rank{r}.json") for r in range(ranks)]
     out = Path(run_dir) / f"merged-{ranks}.json"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml import api
-from yprov4ml.validate import validate_file
+from yprov4ml import api, state
+from yprov4ml.prov.validate import validate_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -161,7 +161,7 @@ def test_artifact_with_the_same_name_twice_keeps_both(save_dir, tmp_path):
 
 def test_prov_json_is_replaced_atomically(save_dir, monkeypatch):
     """A crash while writing the document leaves no partial file behind."""
-    from yprov4ml import files
+    from yprov4ml.storage import files
 
     run = yprov4ml.start_run(experiment_name="atomic", provenance_save_dir=save_dir)
     yprov4ml.log_metric("loss", 1.0)

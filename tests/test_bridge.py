@@ -192,7 +192,7 @@ def test_gaps_are_recorded_not_hidden(tmp_path):
                                  run_id="partial")
         yprov4ml.log_metric("loss", 1.0)
         # the run is abandoned (as if killed): no end_run
-        yprov4ml.api._active = None
+        yprov4ml.state.release(run)  # forgotten, as a killed process would leave it
         run.journal.close()
         os.environ.pop("YPROV4WFS_TASK_ID")
     result = build(tmp_path / "wf", svg=False)
@@ -203,7 +203,7 @@ def test_gaps_are_recorded_not_hidden(tmp_path):
     meta = json.loads((result.crate / "ro-crate-metadata.json").read_text())
     run_action = next(e for e in meta["@graph"] if e["@id"] == "#workflow-run")
     assert "Recorded gaps" in run_action["description"]
-    from yprov4ml.recover import recover
+    from yprov4ml.tools.recover import recover
 
     recover(run.run_dir)  # once recovered, the run's record joins the bundle
     assert collect(tmp_path / "wf", json.loads((tmp_path / "wf" / "workflow.json").read_text())).documents
@@ -214,7 +214,7 @@ def test_a_rank_without_its_registered_document_is_a_gap(tmp_path):
         with wf.task("train"):
             for rank in (0, 1):
                 with yprov4ml.start_run("www.example.org", "multi", tmp_path / "prov", collect_all_processes=True,
-                                        rank=rank, run_id="two-ranks", collection_timeout_s=0.1) as run:
+                                        rank=rank, world_size=2, run_id="two-ranks", collection_timeout_s=0.1) as run:
                     yprov4ml.log_metric("loss", float(rank))
     (run.run_dir / "prov.rank1.json").unlink()
     result = build(tmp_path / "wf", svg=False)
@@ -245,3 +245,19 @@ def test_a_run_directory_lacking_rank_documents_is_a_gap(tmp_path):
                     os.environ.pop(key)
     result = build(tmp_path / "wf", svg=False)
     assert any("missing the documents of ranks [1, 2] (of 3)" in g for g in result.gaps), result.gaps
+
+
+def test_a_rerun_into_the_same_directory_attaches_only_its_own_runs(tmp_path):
+    def execution(loss: float) -> str:
+        with Workflow("again", directory=tmp_path / "wf") as wf:
+            with wf.task("train"):
+                with yprov4ml.start_run("www.example.org", "again", tmp_path / "prov") as run:
+                    yprov4ml.log_metric("loss", loss)
+        return run.run_id
+
+    first = execution(1.0)
+    second = execution(0.5)
+    result = build(tmp_path / "wf", svg=False)
+    assert [d.run_id for d in result.attachments.documents] == [second]
+    assert first not in result.bundle.read_text()
+    assert not result.gaps

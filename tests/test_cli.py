@@ -11,7 +11,7 @@ import pytest
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yprov4ml.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_show_summarises_a_run(recorded_run):

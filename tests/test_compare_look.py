@@ -18,7 +18,7 @@ from conftest import ROOT, assert_valid_prov
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yprov4ml.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", *args], capture_output=True, text=True,
                           timeout=300, cwd=cwd)
 
 
@@ -83,11 +83,11 @@ def test_plot_with_two_axes(sweep, tmp_path):
 
 def test_plot_one_curve_per_rank(tmp_path):
     for rank in (0, 1):
-        with yprov4ml.start_run("www.example.org", "ranks", tmp_path, rank=rank, run_id="r",
+        with yprov4ml.start_run("www.example.org", "ranks", tmp_path, rank=rank, world_size=2, run_id="r",
                                 collect_all_processes=True, collection_timeout_s=0.1):
             for step in range(5):
                 yprov4ml.log_metric("loss", float(rank + step), step=step)
-    from yprov4ml.plot import _views
+    from yprov4ml.tools.plot import _views
 
     assert [label for label, _ in _views([tmp_path / "ranks" / "r"])] == ["r rank 0", "r rank 1"]
 

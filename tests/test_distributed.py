@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml.distributed import RankInfo, agree_run_id, detect_rank
-from yprov4ml.merge import MergeError, merge
+from yprov4ml.distributed.ranks import RankInfo, detect_rank
+from yprov4ml.distributed.run_id import agree_run_id
+from yprov4ml.distributed.merge import MergeError, merge
 
 from conftest import ROOT, assert_valid_prov
 
@@ -136,7 +137,7 @@ def test_four_ranks_one_run_four_documents_and_a_collection(mpi_run):
 @needs_mpi
 def test_prov_merge_of_real_ranks_keeps_every_value(mpi_run, tmp_path):
     out = tmp_path / "merged.json"
-    done = subprocess.run([sys.executable, "-m", "yprov4ml.merge", str(mpi_run), "-o", str(out), "--json"],
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.distributed.merge", str(mpi_run), "-o", str(out), "--json"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ranks"] == [0, 1, 2, 3]
@@ -192,7 +193,7 @@ def test_a_killed_rank_is_listed_missing_and_the_others_finish(tmp_path):
     job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
     assert job["yprov:missing_ranks"] == "[2]" and job["yprov:status"] == "INCOMPLETE"
     # the dead rank's record, up to its last flush
-    from yprov4ml.recover import recover
+    from yprov4ml.tools.recover import recover
 
     assert list(recover(run_dir).recovered) == [2]
     dead = yprov4ml.load_run(run_dir, rank=2)
@@ -234,10 +235,46 @@ def test_hpc_scripts_are_valid_bash():
 
 
 def test_rank_documents_come_in_rank_order(tmp_path):
-    from yprov4ml.reader import rank_documents
+    from yprov4ml.storage.layout import rank_documents
 
     for rank in (10, 2, 0, 1):
         (tmp_path / f"prov.rank{rank}.json").write_text("{}")
     (tmp_path / "prov.rankX.json").write_text("{}")  # not a rank document
     assert [p.name for p in rank_documents(tmp_path)] == ["prov.rank0.json", "prov.rank1.json", "prov.rank2.json",
                                                          "prov.rank10.json"]
+
+
+@needs_mpi
+def test_a_failing_mpi_rank_ends_the_job_at_once_and_every_rank_is_accounted_for(tmp_path):
+    """Rank 2 raises while the others wait for it in an allreduce: the job ends in seconds, not at its time
+    limit; rank 2's document says FAILED and the others' journals recover as KILLED."""
+    import time
+
+    from yprov4ml.tools.recover import recover
+
+    started = time.monotonic()
+    done = _mpiexec(4, EXAMPLE, "--epochs", "3", "--samples", "512", "--fail-rank", "2", cwd=tmp_path, timeout=120)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60, "the job waited for a rank that had failed"
+    assert "rank 2 failed on purpose" in done.stderr
+    (run_dir,) = (tmp_path / "prov" / "distributed").iterdir()
+    assert yprov4ml.load_run(run_dir, rank=2).status == "FAILED"
+    recovered, deadline = set(), time.monotonic() + 20
+    while True:  # Hydra's SIGKILLed ranks may take a moment to be gone: until then recover leaves them alone
+        result = recover(run_dir)
+        recovered |= set(result.recovered)
+        lingering = [r for r, why in result.skipped.items() if "still running" in why]
+        if not lingering or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert sorted(recovered) == [0, 1, 3], result.skipped
+    assert {yprov4ml.load_run(run_dir, rank=r).status for r in (0, 1, 3)} == {"KILLED"}
+
+
+@needs_mpi
+def test_prov_merge_of_a_shell_glob_leaves_the_collection_out(mpi_run, tmp_path):
+    out = tmp_path / "merged.json"
+    result = merge([str(mpi_run / "*.json")], out)  # what `prov-merge RUN_DIR/*.json` hands over
+    assert result.ranks == [0, 1, 2, 3]
+    with pytest.raises(MergeError, match="give the run directory"):
+        merge([mpi_run / "collection.json"], tmp_path / "again.json")

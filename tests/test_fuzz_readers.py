@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 import yprov4ml
 from yprov4ml.errors import NotARunError
-from yprov4ml.merge import MergeError, merge
-from yprov4ml.metrics import read_metric_file
-from yprov4ml.recover import recover
+from yprov4ml.distributed.merge import MergeError, merge
+from yprov4ml.storage.metric_file import read_metric_file
+from yprov4ml.storage.journal import read_journal
+from yprov4ml.tools.recover import recover
 
 from conftest import assert_valid_prov
 
@@ -98,6 +99,9 @@ def test_recover_of_a_damaged_journal(sample_run, tmp_path, cut, garbage):
         assert "journal" in str(exc)
         assert not (run_dir / "prov.rank0.json").exists()
     else:
+        if not list(read_journal(journal)):  # nothing readable at all: a start_run that never finished starting
+            assert "never started" in result.skipped[0] and not result.recovered
+            return
         assert result.recovered == {0: run_dir / "prov.rank0.json"}
         assert_valid_prov(run_dir / "prov.rank0.json")
 
@@ -122,7 +126,7 @@ def test_metric_reader_on_damaged_files(sample_run, tmp_path, cut, garbage):
 def test_validate_and_load_run_on_arbitrary_bytes(tmp_path, content):
     path = tmp_path / "prov.rank0.json"
     path.write_bytes(content)
-    from yprov4ml.validate import validate_file
+    from yprov4ml.prov.validate import validate_file
 
     assert not validate_file(path).ok
     with pytest.raises(NotARunError):

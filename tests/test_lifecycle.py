@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml.metrics import read_metric_file
+from yprov4ml.storage.metric_file import read_metric_file
 
 from conftest import assert_valid_prov
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import yprov4ml
-from yprov4ml.metrics import read_metric_file
+from yprov4ml.storage.metric_file import read_metric_file
 
 
 def test_special_floats_and_steps_round_trip_exactly(save_dir):

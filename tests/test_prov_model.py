@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml.environment import REDACTED, environment_variables, redact_url_credentials
+from yprov4ml.capture.environment import REDACTED, environment_variables, redact_url_credentials
 
 from conftest import assert_valid_prov
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml.recover import recover
+from yprov4ml.tools.recover import recover
 
 from conftest import ROOT, assert_valid_prov
 
@@ -24,10 +24,16 @@ SCRIPT = ROOT / "tests" / "scripts" / "recorded_training.py"
 UNFLUSHED_BOUND = 60
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     truth = tmp_path / "truth.jsonl"
+    # SIGINT at its default even when the suite itself runs with SIGINT ignored (nohup, a background job).
     proc = subprocess.Popen([sys.executable, str(SCRIPT), str(tmp_path / "prov"), str(truth), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    assert proc.stdout.readline().strip() == "STARTING", proc.stderr.read()
     assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
     return proc, truth
 
@@ -37,7 +43,8 @@ def ground_truth(truth: Path) -> tuple[Path, list[dict]]:
     return Path(events[0]["run_dir"]), events
 
 
-def check_against_truth(run_dir: Path, events: list[dict], complete: bool) -> yprov4ml.reader.RunView:
+def check_against_truth(run_dir: Path, events: list[dict], complete: bool,
+                        signalled_at: float | None = None) -> yprov4ml.prov.reader.RunView:
     assert_valid_prov(run_dir / "prov.rank0.json")
     view = yprov4ml.load_run(run_dir)
     assert view.status == "KILLED"
@@ -47,12 +54,16 @@ def check_against_truth(run_dir: Path, events: list[dict], complete: bool) -> yp
     n = min(len(truth_values), len(recorded))
     assert recorded.values[:n] == truth_values[:n]  # what is there is exactly what was logged
     assert recorded.steps == list(range(len(recorded)))
-    if complete:  # flushed at the signal: everything accepted is there (plus at most the call in flight)
-        assert len(truth_values) <= len(recorded) <= len(truth_values) + 1
+    if complete:  # flushed at the signal: everything logged before it is there (plus at most the call in flight)
+        before = [e for e in events if e["kind"] == "metric" and e["t"] < (signalled_at or float("inf"))]
+        assert len(before) <= len(recorded) <= len(truth_values) + 1, (len(before), len(recorded))
     else:  # SIGKILL: up to the last flush
         assert len(truth_values) - len(recorded) <= UNFLUSHED_BOUND, (len(truth_values), len(recorded))
     models_logged = [e["step"] for e in events if e["kind"] == "model"]
-    assert [m["step"] for m in view.models][:len(models_logged)] == models_logged
+    models_before = [e["step"] for e in events if e["kind"] == "model" and e["t"] < (signalled_at or float("inf"))]
+    recorded_models = [m["step"] for m in view.models]
+    assert recorded_models[:len(models_before)] == models_before
+    assert recorded_models == models_logged[:len(recorded_models)]
     return view
 
 
@@ -63,6 +74,7 @@ KILL_POINTS = [(sig, seed) for sig in (signal.SIGKILL, signal.SIGTERM, signal.SI
 def test_killed_at_a_random_point(tmp_path, sig, seed):
     proc, truth = start(tmp_path)
     time.sleep(random.Random(seed).uniform(0.05, 1.5))
+    signalled_at = time.time()
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert proc.returncode == -sig, proc.stderr.read()  # the signal took its usual effect
@@ -71,7 +83,7 @@ def test_killed_at_a_random_point(tmp_path, sig, seed):
         assert not (run_dir / "prov.rank0.json").exists()
         result = recover(run_dir)
         assert list(result.recovered) == [0]
-    view = check_against_truth(run_dir, events, complete=sig != signal.SIGKILL)
+    view = check_against_truth(run_dir, events, complete=sig != signal.SIGKILL, signalled_at=signalled_at)
     assert ("signal" in view.error) if sig != signal.SIGKILL else ("recovered" in view.error)
     before = (run_dir / "prov.rank0.json").read_bytes()
     again = recover(run_dir)  # idempotent, and never overwrites a document
@@ -131,7 +143,7 @@ def test_recover_leaves_a_finished_run_alone(recorded_run):
 
 
 def test_recover_cli_refuses_what_is_not_a_run(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "yprov4ml.cli", "recover", str(tmp_path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(tmp_path)], capture_output=True,
                           text=True)
     assert done.returncode == 2 and "no journal" in done.stderr
 
@@ -204,3 +216,34 @@ def test_sigkill_of_one_rank_under_mpiexec_and_recovery(tmp_path):
     dead = yprov4ml.load_run(run_dir, rank=2)
     assert dead.status == "KILLED" and dead.params["world_size"] == 4
     assert [m["version"] for m in dead.models] == [1]
+
+
+def test_recover_leaves_a_running_run_alone_and_recovers_it_once_dead(tmp_path):
+    proc, truth = start(tmp_path)
+    try:
+        run_dir, _ = ground_truth(truth)
+        result = recover(run_dir)
+        assert result.recovered == {} and "still running" in result.skipped[0]
+        assert not (run_dir / "prov.rank0.json").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert list(recover(run_dir).recovered) == [0]
+
+
+def test_recover_an_experiment_directory_recovers_every_unfinished_run_below_it(tmp_path, recorded_run):
+    dead = []
+    for n in range(2):
+        (tmp_path / f"job{n}").mkdir()
+        proc, truth = start(tmp_path / f"job{n}")
+        proc.kill()
+        proc.wait()
+        dead.append(ground_truth(truth)[0])
+    experiment = dead[0].parent
+    assert dead[1].parent.name == experiment.name
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(tmp_path / "job0" / "prov"),
+                           str(dead[1].parent)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for run_dir in dead:
+        assert yprov4ml.load_run(run_dir).status == "KILLED"
+        assert f"{run_dir / 'prov.rank0.json'}: recovered" in done.stdout

@@ -9,7 +9,7 @@ import jsonschema
 import prov.model as pm
 from prov.serializers.provjson import encode_json_document
 
-from yprov4ml.validate import count_records, prov_json_schema, validate_document
+from yprov4ml.prov.validate import count_records, prov_json_schema, validate_document
 
 
 def _doc_with_end() -> dict:
@@ -52,7 +52,7 @@ def test_the_fast_schema_check_agrees_with_jsonschema():
     from hypothesis import strategies as st
 
     raw_validator = jsonschema.Draft4Validator(prov_json_schema())
-    from yprov4ml.validate import schema_errors
+    from yprov4ml.prov.validate import schema_errors
 
     values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
                           lambda inner: st.lists(inner, max_size=2) | st.dictionaries(

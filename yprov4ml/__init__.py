@@ -7,8 +7,7 @@
     prov4ml.end_run(create_graph=True)
 """
 
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: E402
 from .api import (  # noqa: E402
     active_run,
     end_run,
@@ -30,6 +29,8 @@ from .api import (  # noqa: E402
 from .context import Context  # noqa: E402
 from .errors import (  # noqa: E402
     ArtifactError,
+    DocumentError,
+    ForkedProcessError,
     InvalidMetricError,
     NotARunError,
     ParamConflictError,
@@ -38,7 +39,7 @@ from .errors import (  # noqa: E402
     RunNotActiveError,
     YProvError,
 )
-from .reader import load_run  # noqa: E402
+from .prov.reader import load_run  # noqa: E402
 
 __all__ = [
     "__version__", "Context", "start_run", "end_run", "active_run", "log_metric", "log_metrics", "log_param",
@@ -46,4 +47,5 @@ __all__ = [
     "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
     "log_execution_end_time", "load_run", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
     "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
+    "ForkedProcessError", "DocumentError",
 ]

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
-from . import safety
+from . import state
 from .context import Context
-from .distributed import RankInfo, agree_run_id, detect_rank, mpi_comm, torch_group
+from .distributed.noop import NoOpRun
+from .distributed.ranks import resolve_ranks
+from .distributed.run_id import agree_run_id
 from .errors import RunAlreadyActiveError, RunNotActiveError
-from .noop import NoOpRun
 from .record import DatasetInfo, FileEntity, ModelVersion
-from .run import Run
-
-_active: Run | NoOpRun | None = None
-_lock = threading.Lock()
-_runs_started = 0
+from .run import Run, check_options
 
 
 def _no_run(directive: str) -> RunNotActiveError:
@@ -33,7 +29,7 @@ def _no_run(directive: str) -> RunNotActiveError:
 
 
 def _current(directive: str) -> Run | NoOpRun:
-    run = _active
+    run = state._active
     if run is None:
         raise _no_run(directive)
     return run
@@ -41,23 +37,7 @@ def _current(directive: str) -> Run | NoOpRun:
 
 def active_run() -> Run | NoOpRun | None:
     """The run this process is recording, or None."""
-    return _active
-
-
-def _ranks(rank: int | None) -> RankInfo:
-    ranks = detect_rank()
-    comm = mpi_comm()
-    group = torch_group()
-    if ranks.launcher == "none" and comm is not None and comm.Get_size() > 1:
-        ranks = RankInfo(comm.Get_rank(), comm.Get_size(), 0, "mpi4py", None)
-    elif group is not None and (ranks.launcher == "none" or ranks.world_size != group[1]):
-        # torch.distributed knows better than partial launcher variables (Lightning's DDP launcher)
-        ranks = RankInfo(group[0], group[1], int(os.environ.get("LOCAL_RANK", group[0])), "torch.distributed", None)
-    if rank is not None:
-        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
-            raise ValueError(f"rank must be a non-negative integer, got {rank!r}")
-        ranks = RankInfo(rank, max(ranks.world_size, rank + 1), ranks.local_rank, ranks.launcher, ranks.job_id)
-    return ranks
+    return state._active  # type: ignore[return-value]
 
 
 def _default_experiment() -> str:
@@ -67,7 +47,8 @@ def _default_experiment() -> str:
 
 def start_run(prov_user_namespace: str | None = None, experiment_name: str | None = None,
               provenance_save_dir: str | os.PathLike | None = None, collect_all_processes: bool = False,
-              save_after_n_logs: int = 100, rank: int | None = None, *, run_id: str | None = None,
+              save_after_n_logs: int = 100, rank: int | None = None, *, world_size: int | None = None,
+              run_id: str | None = None,
               user: str | None = None, flush_interval_s: float = 5.0,
               system_metrics_interval: float | None = None, energy_country: str | None = None,
               collection_timeout_s: float | None = None) -> Run | NoOpRun:
@@ -81,17 +62,19 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     mix of codecarbon's offline tracker. With ``collect_all_processes=True`` on
     several ranks, rank 0's ``end_run`` waits up to ``collection_timeout_s``
     (default 120 s, or ``$YPROV4ML_COLLECTION_TIMEOUT``) for the other ranks'
-    documents and writes ``collection.json``.
+    documents and writes ``collection.json``. ``rank`` and ``world_size`` name
+    this process's place when no launcher says it (they are checked against MPI's when both are known).
     """
-    global _active, _runs_started
-    with _lock:
-        if _active is not None:
+    check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
+    with state.lock:
+        current = state.active()
+        if current is not None:
             raise RunAlreadyActiveError(
-                f"run {_active.run_id} is still active: call yprov4ml.end_run() before starting another"
+                f"run {current.run_id} is still active: call yprov4ml.end_run() before starting another"
             )
         experiment = experiment_name or _default_experiment()
-        ranks = _ranks(rank)
-        the_id = agree_run_id(experiment, ranks, run_id, _runs_started)
+        ranks = resolve_ranks(rank, world_size, collect_all_processes)
+        the_id = agree_run_id(experiment, ranks, run_id, state.runs_started)
         save_dir = provenance_save_dir if provenance_save_dir is not None else "prov"
         if ranks.rank != 0 and not collect_all_processes:
             run: Run | NoOpRun = NoOpRun(the_id, ranks.rank, Path(save_dir).absolute() / experiment / the_id)
@@ -101,23 +84,14 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
                       flush_interval_s=flush_interval_s, user=user,
                       system_metrics_interval=system_metrics_interval, energy_country=energy_country,
                       collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s)
-        _runs_started += 1
-        _active = run
-        safety.install(lambda status, error: finish(run, status, error))
+        state.activate(run)
         return run
 
 
 def finish(run: Run | NoOpRun, status: str = "FINISHED", error: str | None = None,
            create_graph: bool = False, create_svg: bool = False) -> Path | None:
-    """End ``run`` with ``status`` and clear it as the active run."""
-    global _active
-    try:
-        return run.end(create_graph=create_graph, create_svg=create_svg, status=status, error=error)
-    finally:
-        with _lock:
-            if _active is run:
-                _active = None
-                safety.uninstall()
+    """End ``run`` with ``status``; it is then no longer the active run (``Run.end`` sees to that)."""
+    return run.end(create_graph=create_graph, create_svg=create_svg, status=status, error=error)
 
 
 def end_run(create_graph: bool = False, create_svg: bool = False) -> Path | None:
@@ -128,7 +102,7 @@ def end_run(create_graph: bool = False, create_svg: bool = False) -> Path | None
 def log_metric(key: str, value: float, context: Context | str | None = None, step: int | None = None,
                timestamp: float | None = None) -> None:
     """Append a point to the (key, context) metric series. Cheap: no I/O."""
-    run = _active
+    run = state._active
     if run is None:
         raise _no_run("log_metric")
     run.log_metric(key, value, context, step, timestamp)

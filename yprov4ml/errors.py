@@ -31,3 +31,11 @@ class ProvenanceDirError(YProvError, OSError):
 
 class NotARunError(YProvError, ValueError):
     """A path given to a reader is not a yprov4ml run directory or document."""
+
+
+class DocumentError(YProvError, ValueError):
+    """A PROV-JSON input is unreadable, invalid, or not a yprov4ml document; the message names the file."""
+
+
+class ForkedProcessError(YProvError, RuntimeError):
+    """A directive was called in a process forked from the one recording the run (a worker)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .metrics import MetricSeries
+from .storage.series import MetricSeries
 
 
 @dataclass

@@ -11,7 +11,8 @@ from .bundle import read_bundle, write_bundle
 from .crate import CrateOptions, validate_crate
 from .graph import MultiLevelGraph, build_graph
 from .outputs import BuildResult, build
-from .workflow import Agent, Data, Task, Workflow, WorkflowError
+from .errors import WorkflowError
+from .workflow import Agent, Data, Task, Workflow
 
 __all__ = ["Workflow", "Task", "Data", "Agent", "WorkflowError", "build", "BuildResult", "MultiLevelGraph",
            "build_graph", "read_bundle", "write_bundle", "validate_crate", "CrateOptions"]

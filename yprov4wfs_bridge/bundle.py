@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from yprov4ml.files import atomic_write_text
+from yprov4ml.prov.decode import RankDocument, attributes, rank_document
+from yprov4ml.storage.files import atomic_write_text
 
 from .provwf import task_activity_id
-from .runs import RankDocument
 
 BUNDLE_TYPE = "yprov:RunBundle"
 
@@ -57,8 +57,6 @@ def write_bundle(path: Path, workflow: dict[str, Any], documents: list[RankDocum
 
 def read_bundle(path: str | Path) -> tuple[dict[str, Any], list[RankDocument]]:
     """Split a multi-level document into its workflow document and its rank documents."""
-    from yprov4ml.reader import attributes
-
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     bundles = data.pop("bundle", {})
     entities = data.get("entity", {})
@@ -67,11 +65,7 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], list[RankDocument]]:
         if attrs.get("prov:type") != BUNDLE_TYPE:
             continue
         info = attributes(entities.pop(identifier))
-        rank_doc = bundles[identifier]
-        run = next(attributes(a) for a in rank_doc.get("activity", {}).values()
-                   if a.get("prov:type") == "yprov:RunExecution")
-        documents.append(RankDocument(info["task_id"], info["run_id"], info["rank"], int(run.get("world_size", 1)),
-                                      Path(info["prov:location"]), info["status"], rank_doc, run))
+        documents.append(rank_document(Path(info["prov:location"]), bundles[identifier], info["task_id"]))
     generated = data.get("wasGeneratedBy", {})
     for key in [k for k, v in generated.items() if v.get("prov:entity", "").startswith("wf:run/")]:
         del generated[key]

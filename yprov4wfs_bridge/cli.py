@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .workflow import WorkflowError
+from .errors import WorkflowError
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -23,10 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from yprov4ml import __version__
-from yprov4ml.provdoc import VOCABULARY
-
-from .runs import RankDocument
+from yprov4ml.prov.decode import RankDocument
+from yprov4ml.prov.document import VOCABULARY
+from yprov4ml.version import __version__
 
 PROFILES = {
     "process": "https://w3id.org/ro/wfrun/process/0.5",

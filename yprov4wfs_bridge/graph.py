@@ -15,7 +15,9 @@ from typing import Any, Iterable
 
 import networkx as nx
 
-from .runs import RankDocument
+from yprov4ml.prov.decode import RankDocument
+from yprov4ml.prov.render import write_svg
+from yprov4ml.storage.files import atomic_write_text
 
 ELEMENTS = ("entity", "activity", "agent")
 # The two participants an edge joins, per PROV relation: (from, to).
@@ -149,8 +151,6 @@ def write_picture(graph: nx.MultiDiGraph, dot_path: Path, svg: bool = True) -> P
     """DOT (and SVG with Graphviz) of the multi-level graph, colored by level; returns the DOT path."""
     import pydot
 
-    from yprov4ml.files import atomic_write_text
-    from yprov4ml.render import write_svg
 
     picture = pydot.Dot(graph_type="digraph", rankdir="BT", fontsize="10")
     names = {node: f"n{i}" for i, node in enumerate(graph.nodes)}

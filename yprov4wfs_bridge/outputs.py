@@ -11,7 +11,8 @@ from .crate import CrateOptions, build_crate
 from .graph import MultiLevelGraph, build_graph, write_picture
 from .provwf import workflow_document
 from .runs import Attachments, collect
-from .workflow import MANIFEST, WORKFLOW_PROV, WorkflowError
+from .errors import WorkflowError
+from .workflow import MANIFEST, WORKFLOW_PROV
 
 BUNDLE = "bundle.prov.json"
 GRAPH = "graph.dot"

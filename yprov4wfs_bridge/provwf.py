@@ -8,7 +8,7 @@ from typing import Any
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 from prov.serializers.provjson import encode_json_document
 
-from yprov4ml.provdoc import VOCABULARY, declare_standard_prefixes
+from yprov4ml.prov.document import VOCABULARY, declare_standard_prefixes
 
 WORKFLOW_NAMESPACE = "https://w3id.org/yprov4wfs/workflow/"
 _AGENT_TYPES = {"Person": "prov:Person", "Organization": "prov:Organization", "SoftwareAgent": "prov:SoftwareAgent"}

@@ -7,25 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yprov4ml.merge import MergeError, load_rank_document
+from yprov4ml.errors import DocumentError
 from yprov4ml.parent import REGISTRY
-from yprov4ml.reader import rank_documents
+from yprov4ml.prov.decode import RankDocument, load_rank_document
+from yprov4ml.storage.layout import rank_documents
 
-from .workflow import WorkflowError
-
-
-@dataclass
-class RankDocument:
-    """One rank document of one run, attached to a task."""
-
-    task_id: str
-    run_id: str
-    rank: int
-    world_size: int
-    path: Path
-    status: str
-    data: dict[str, Any]
-    run: dict[str, Any]
+from .errors import WorkflowError
 
 
 @dataclass
@@ -52,15 +39,9 @@ def check_attachable(path: Path) -> Path:
     for file in files:
         try:
             load_rank_document(file)
-        except MergeError as exc:
+        except DocumentError as exc:
             raise WorkflowError(f"cannot attach {file}: {exc}") from None
     return path.resolve()
-
-
-def _load(task_id: str, file: Path) -> RankDocument:
-    doc = load_rank_document(file)
-    return RankDocument(task_id, doc.run_id, doc.rank, doc.world_size, file.resolve(),
-                        str(doc.run.get("status", "UNKNOWN")), doc.data, doc.run)
 
 
 def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
@@ -77,6 +58,8 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
             except ValueError:
                 found.gaps.append(f"{registry}: a damaged line was skipped")
                 continue
+            if event.get("execution_id", "") != manifest.get("execution_id", ""):
+                continue  # a run of an earlier execution written into the same directory
             key = (event["run_id"], event["rank"])
             if event["event"] == "start":
                 started[key] = event
@@ -98,8 +81,8 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
             found.gaps.append(f"task {task_id}: {path} is missing")
             continue
         try:
-            doc = _load(task_id, path)
-        except MergeError as exc:
+            doc = load_rank_document(path.resolve(), task_id)
+        except DocumentError as exc:
             found.gaps.append(f"task {task_id}: {exc}")
             continue
         if (doc.run_id, doc.rank) in seen:

@@ -18,20 +18,21 @@ import os
 import re
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from yprov4ml.files import atomic_write_text, sha256_of
-from yprov4ml.parent import REGISTRY, TASK_ID, WORKFLOW_DIR, WORKFLOW_ID
+from yprov4ml.parent import EXECUTION_ID, REGISTRY, TASK_ID, WORKFLOW_DIR, WORKFLOW_ID
+from yprov4ml.storage.files import atomic_write_text, sha256_of
+
+from .errors import WorkflowError
+from .provwf import workflow_document
+from .runs import check_attachable
 
 MANIFEST = "workflow.json"
 WORKFLOW_PROV = "workflow.prov.json"
 _ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-class WorkflowError(ValueError):
-    """A misuse of the workflow API; the message names the fix."""
 
 
 def _check_id(kind: str, identifier: str) -> str:
@@ -112,7 +113,7 @@ class Task:
         if self.start_time is not None:
             raise WorkflowError(f"task {self.id!r} was already started; give a second execution its own id")
         self.start_time, self.status = time.time(), "RUNNING"
-        identity = {TASK_ID: self.id, WORKFLOW_ID: self.workflow.id, WORKFLOW_DIR: str(self.workflow.directory)}
+        identity = self.workflow.task_identity(self.id)
         self._saved_env = {k: os.environ.get(k) for k in identity}
         os.environ.update(identity)
         self.workflow._save()
@@ -132,7 +133,7 @@ class Task:
     def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for a child process (``subprocess.run(..., env=task.environment())``)."""
         env = dict(os.environ if base is None else base)
-        env.update({TASK_ID: self.id, WORKFLOW_ID: self.workflow.id, WORKFLOW_DIR: str(self.workflow.directory)})
+        env.update(self.workflow.task_identity(self.id))
         return env
 
     def input(self, data: Data) -> Data:
@@ -150,8 +151,6 @@ class Task:
 
     def attach(self, *paths: str | os.PathLike) -> None:
         """Attach yprov4ml run directories or PROV-JSON files recorded outside the task's context."""
-        from .runs import check_attachable
-
         for path in paths:
             self.attached.append(str(check_attachable(Path(path))))
         self.workflow._save()
@@ -179,6 +178,12 @@ class Workflow:
         self.end_time: float | None = None
         self.status = "PENDING"
         self.error: str | None = None
+        self.execution_id = uuid.uuid4().hex  # runs register under it: a re-run here never claims old runs
+
+    def task_identity(self, task_id: str) -> dict[str, str]:
+        """The environment that ties a run (in this process or a child) to task ``task_id`` of this execution."""
+        return {TASK_ID: task_id, WORKFLOW_ID: self.id, WORKFLOW_DIR: str(self.directory),
+                EXECUTION_ID: self.execution_id}
 
     def __enter__(self) -> "Workflow":
         self.start_time, self.status = time.time(), "RUNNING"
@@ -218,7 +223,8 @@ class Workflow:
 
     def manifest(self) -> dict[str, Any]:
         """Everything about this execution, as plain JSON."""
-        return {"id": self.id, "name": self.name, "description": self.description, "start_time": self.start_time,
+        return {"id": self.id, "execution_id": self.execution_id, "name": self.name, "description": self.description,
+                "start_time": self.start_time,
                 "end_time": self.end_time, "status": self.status, "error": self.error,
                 "agents": [a.as_dict() for a in self.agents], "tasks": [t.as_dict() for t in self.tasks.values()],
                 "data": [d.as_dict() for d in self.data_items.values()]}
@@ -228,8 +234,6 @@ class Workflow:
 
     def write_prov(self) -> Path:
         """Write the manifest and the workflow-level PROV-JSON (no torch, no ML runs needed)."""
-        from .provwf import workflow_document
-
         self._save()
         path = self.directory / WORKFLOW_PROV
         atomic_write_text(path, json.dumps(workflow_document(self.manifest()), indent=2))

@@ -1,6 +1,7 @@
 """A recording training loop that writes its own ground truth, to be killed by the tests.
 
     python recorded_training.py SAVE_DIR TRUTH_FILE [--forget-end-run] [--raise-at N] [--user-handler]
+                                [--steps N] [--save-after N]
 
 Every yprov4ml call is followed by a line in TRUTH_FILE (flushed), so the test
 knows what the library had accepted before the process died.
@@ -22,6 +23,7 @@ parser.add_argument("--steps", type=int, default=100_000)
 parser.add_argument("--forget-end-run", action="store_true")
 parser.add_argument("--raise-at", type=int, default=-1)
 parser.add_argument("--user-handler", action="store_true")
+parser.add_argument("--save-after", type=int, default=10, help="save_after_n_logs (1: a flush on every point)")
 args = parser.parse_args()
 
 if args.user_handler:
@@ -39,7 +41,9 @@ def note(**event):
     truth.flush()
 
 
-run = yprov4ml.start_run("www.example.org", "killme", args.save_dir, save_after_n_logs=10, flush_interval_s=0.5)
+print("STARTING", flush=True)
+run = yprov4ml.start_run("www.example.org", "killme", args.save_dir, save_after_n_logs=args.save_after,
+                         flush_interval_s=0.5)
 note(kind="run", run_dir=str(run.run_dir))
 yprov4ml.log_params({"lr": 0.01, "seed": 7})
 note(kind="param", key="lr", value=0.01)
@@ -50,11 +54,11 @@ for step in range(args.steps):
         raise RuntimeError(f"crash at step {step}")
     value = 1.0 / (step + 1)
     yprov4ml.log_metric("loss", value, yprov4ml.Context.TRAINING, step)
-    note(kind="metric", step=step, value=value)
+    note(kind="metric", step=step, value=value, t=time.time())
     if step % 25 == 24:
         checkpoint.write_bytes(step.to_bytes(8, "little") * 64)
         yprov4ml.save_model_version(str(checkpoint), "net", yprov4ml.Context.TRAINING, step)
-        note(kind="model", step=step)
+        note(kind="model", step=step, t=time.time())
     if step == 5:
         print("READY", flush=True)
     time.sleep(0.002)

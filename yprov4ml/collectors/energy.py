@@ -101,7 +101,9 @@ class EnergyTracker:
         data = self._latest
         if data is None:
             return []
-        return [(name, float(getattr(data, attr) or 0.0), unit) for name, attr, unit in FIGURES]
+        # Absent, not zero: a figure codecarbon could not measure is left out, like the GPU collector's.
+        return [(name, float(value), unit) for name, attr, unit in FIGURES
+                if isinstance(value := getattr(data, attr, None), (int, float)) and not isinstance(value, bool)]
 
     def totals(self) -> dict[str, Any]:
         """The run-level figures for the PROV run activity (after a final measurement)."""
@@ -118,6 +120,6 @@ class EnergyTracker:
         if self._tracker is not None:
             try:
                 self._tracker.stop()
-            except Exception:
-                pass
+            except Exception as exc:  # the figures are already taken (totals); say why the tracker did not stop
+                log.warning("yprov4ml: codecarbon did not stop cleanly: %s: %s", type(exc).__name__, exc)
             self._tracker = None

@@ -15,6 +15,7 @@ with rank handling as for any yprov4ml run.
 from __future__ import annotations
 
 import atexit
+import warnings
 from argparse import Namespace
 from pathlib import Path
 from typing import Any, Mapping
@@ -93,8 +94,10 @@ class YProv4MLLogger(Logger):
         for key, value in _flatten(dict(params or {})).items():
             try:
                 run.log_param(key, value)
-            except yprov4ml.ParamConflictError:
-                pass  # Lightning logs the same hyperparameters again on resume
+            except yprov4ml.ParamConflictError as exc:
+                # The same value again (a resumed fit) is accepted by log_param; a changed one is not
+                # recorded, and the user is told so rather than left to find out from the record.
+                warnings.warn(f"yprov4ml Lightning logger: {exc}", RuntimeWarning, stacklevel=2)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         run = self.experiment

@@ -36,7 +36,7 @@ class Journal:
                 if self._torn:
                     raise OSError(28, "No space left on device (the event was cut short)")
             except OSError as exc:
-                from .errors import ProvenanceDirError
+                from ..errors import ProvenanceDirError
 
                 raise ProvenanceDirError(
                     f"cannot record {event!r} in {self.path}: {exc.strerror or exc}. "

@@ -17,10 +17,10 @@ from typing import Any
 
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 
-from .files import atomic_write_text, sha256_of
-from .provdoc import literal, new_document, run_activity_id, timestamp, to_json
-
-COLLECTION_FILE = "collection.json"
+from ..prov.decode import attributes, run_activity
+from ..prov.document import literal, new_document, run_activity_id, timestamp, to_json
+from ..storage.files import atomic_write_text, sha256_of
+from ..storage.layout import COLLECTION_FILE, prov_file
 TIMEOUT_VARIABLE = "YPROV4ML_COLLECTION_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
 KILLED_WAIT_S = 3.0  # SIGTERM then SIGKILL: Slurm's KillWait is often 30 s, sometimes much less
@@ -40,8 +40,7 @@ def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float, poll_s: flo
     """The rank documents present once all are there or ``timeout_s`` has passed."""
     deadline = time.monotonic() + timeout_s
     while True:
-        found = {r: run_dir / f"prov.rank{r}.json" for r in range(world_size)
-                 if (run_dir / f"prov.rank{r}.json").is_file()}
+        found = {r: prov_file(run_dir, r) for r in range(world_size) if prov_file(run_dir, r).is_file()}
         if len(found) == world_size or time.monotonic() >= deadline:
             return found
         time.sleep(poll_s)
@@ -63,14 +62,9 @@ def wait_for_collection(run_dir: Path, timeout_s: float, poll_s: float = 0.2) ->
 
 
 def _run_activity(path: Path) -> dict[str, Any]:
-    """The run activity of a rank document, as the reader decodes it."""
-    from .reader import attributes
-
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    for element in doc.get("activity", {}).values():
-        if element.get("prov:type") == "yprov:RunExecution":
-            return attributes(element)
-    return {}
+    """The decoded run activity of a rank document ({} when it has none)."""
+    found = run_activity(json.loads(path.read_text(encoding="utf-8")))
+    return attributes(found[1]) if found else {}
 
 
 def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace: str, world_size: int,

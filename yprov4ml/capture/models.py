@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .files import temp_sibling
+from ..storage.files import temp_sibling
 
 
 def is_torch_module(obj: object) -> bool:

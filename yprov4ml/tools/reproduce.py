@@ -8,8 +8,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .environment import installed_packages
-from .reader import load_run
+from ..capture.environment import installed_packages
+from ..prov.reader import load_run
 
 
 @dataclass
@@ -69,7 +69,7 @@ def recipe(run: str | Path) -> Recipe:
     source = dict(view.source)
     script = source.get("script")
     if script and Path(script).is_file() and source.get("script_sha256"):
-        from .files import sha256_of
+        from ..storage.files import sha256_of
 
         if sha256_of(script) != source["script_sha256"]:
             warnings.append(f"{script} has changed since the run (its sha256 differs)")

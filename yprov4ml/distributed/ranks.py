@@ -16,17 +16,13 @@ allocation's own variables):
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Mapping
 
-from .errors import YProvError
-from .identifiers import safe_name
-
-RUN_ID_VARIABLE = "YPROV4ML_RUN_ID"
+from ..errors import YProvError
 
 
 @dataclass(frozen=True)
@@ -94,70 +90,77 @@ def mpi_comm() -> object | None:
         return None
 
 
+def abort_mpi_world_after_failure() -> None:
+    """After an uncaught exception on one rank of an MPI world: abort it, as ``python -m mpi4py`` does.
+
+    Left alone, the failed rank would wait in ``MPI_Finalize`` (mpi4py's atexit)
+    for ranks that wait in a collective for it: the job would hang until its
+    time limit. Its document is written by then; the launcher stops the other
+    ranks, whose journals ``yprov4ml recover`` turns into KILLED documents.
+    Set ``YPROV4ML_MPI_ABORT=0`` to leave the decision to the program.
+    """
+    comm = mpi_comm()
+    if comm is None or comm.Get_size() < 2 or os.environ.get("YPROV4ML_MPI_ABORT", "1") == "0":
+        return
+    sys.stderr.flush()
+    comm.Abort(1)
+
+
 def torch_group() -> tuple[int, int] | None:
     """(rank, world size) of torch.distributed's default group, when the program has initialised it."""
     dist = sys.modules.get("torch.distributed")
-    try:
-        if dist is not None and dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-    except Exception:
-        pass
-    return None
-
-
-def _torch_broadcast(value: str | None) -> str:
-    import torch.distributed as dist
-
-    holder = [value]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
-def _import_mpi_comm() -> object | None:
-    try:
-        from mpi4py import MPI
-    except ImportError:
+    if dist is None or not dist.is_available() or not dist.is_initialized():
         return None
-    return MPI.COMM_WORLD
+    try:
+        return dist.get_rank(), dist.get_world_size()
+    except Exception as exc:  # an initialised but broken group: guessing one rank would merge runs wrongly
+        raise YProvError(f"torch.distributed is initialised but its rank cannot be read "
+                         f"({type(exc).__name__}: {exc}); pass start_run(rank=..., world_size=...)") from exc
 
 
-def new_run_id(experiment: str) -> str:
-    """A fresh, collision-free run id: experiment, UTC time, random suffix."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{safe_name(experiment)}-{stamp}-{uuid.uuid4().hex[:8]}"
+def _index(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive" if minimum else "a non-negative"
+        raise ValueError(f"{name} must be {kind} integer, got {value!r}")
+    return value
 
 
-def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
-                 environ: Mapping[str, str] | None = None) -> str:
-    """The run id every rank of the job computes identically (never guessed from the file system).
+def resolve_ranks(rank: int | None = None, world_size: int | None = None,
+                  collect_all_processes: bool = False) -> RankInfo:
+    """This process's place: the launcher's, MPI's or torch.distributed's, or the ``rank=``/``world_size=`` given.
 
-    ``sequence`` counts the runs started earlier in this process, so that a job
-    that starts several runs gets one id per run.
+    A given value that contradicts MPI's world is refused (the ranks would never
+    meet); a collecting rank with ``rank=`` but no world size anywhere is refused
+    too, since rank 0 could not know how many documents to wait for.
     """
-    env = os.environ if environ is None else environ
-    given = explicit or env.get(RUN_ID_VARIABLE)
-    if given:
-        return safe_name(given) + (f"-{sequence}" if sequence and not explicit else "")
-    if ranks.world_size <= 1 and mpi_comm() is None:
-        return new_run_id(experiment)
-    if ranks.job_id:
-        return f"{safe_name(experiment)}-{safe_name(ranks.job_id)}" + (f"-{sequence}" if sequence else "")
-    if torch_group() is not None:  # torch.distributed (Lightning DDP, torchrun): rank 0 decides
-        return _torch_broadcast(new_run_id(experiment) if ranks.rank == 0 else None)
-    comm = mpi_comm() or _import_mpi_comm()
-    if comm is not None:
-        return comm.bcast(new_run_id(experiment) if comm.Get_rank() == 0 else None, root=0)
-    raise YProvError(
-        f"rank {ranks.rank} of {ranks.world_size} ({ranks.launcher}) cannot agree on a run id with the "
-        f"other ranks: this launcher exports no job id. Install mpi4py (pip install 'yprov4ml[mpi]'), "
-        f"pass start_run(..., run_id='...') on every rank, or set {RUN_ID_VARIABLE}."
-    )
+    ranks = detect_rank()
+    comm = mpi_comm()
+    group = torch_group()
+    if ranks.launcher == "none" and comm is not None and comm.Get_size() > 1:
+        ranks = RankInfo(comm.Get_rank(), comm.Get_size(), 0, "mpi4py", None)
+    elif group is not None and (ranks.launcher == "none" or ranks.world_size != group[1]):
+        # torch.distributed knows better than partial launcher variables (Lightning's DDP launcher)
+        ranks = RankInfo(group[0], group[1], int(os.environ.get("LOCAL_RANK", group[0])), "torch.distributed", None)
+    if rank is None and world_size is None:
+        return ranks
+    rank = ranks.rank if rank is None else _index("rank", rank, 0)
+    known = ranks.launcher != "none"
+    if world_size is None:
+        if not known and rank > 0 and collect_all_processes:
+            raise ValueError(f"start_run(rank={rank}) with collect_all_processes=True needs world_size=: no launcher "
+                             "says how many ranks there are, so rank 0 could not know which documents to collect")
+        world_size = ranks.world_size if known else rank + 1  # a lower bound, only recorded: nothing waits on it
+    world_size = _index("world_size", world_size, 1)
+    if rank >= world_size:
+        raise ValueError(f"rank {rank} does not exist in a world of {world_size} rank(s)")
+    if comm is not None and comm.Get_size() > 1 and (comm.Get_size(), comm.Get_rank()) != (world_size, rank):
+        raise ValueError(f"start_run(rank={rank}, world_size={world_size}) contradicts MPI, where this process is "
+                         f"rank {comm.Get_rank()} of {comm.Get_size()}; leave them out under mpiexec/srun")
+    return RankInfo(rank, world_size, ranks.local_rank, ranks.launcher, ranks.job_id)
 
 
 def rank_zero_only(method):
     """Run ``method`` on rank 0 only (other ranks get None): the one place where rank decides."""
-    import functools
-
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         if self.rank != 0:

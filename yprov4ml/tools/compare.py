@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import NotARunError
-from .reader import RunView, load_run
+from ..errors import NotARunError
+from ..prov.reader import RunView, load_run
 
 
 @dataclass

@@ -22,25 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .files import atomic_write_text, sha256_of
-from .provdoc import RUN_NAMESPACE, VOCABULARY
-from .reader import attributes, rank_documents
-from .validate import count_records, schema_errors
+from ..errors import DocumentError
+from ..prov.decode import RankDocument, load_rank_document
+from ..prov.document import RUN_NAMESPACE, VOCABULARY
+from ..prov.validate import count_records
+from ..storage.files import atomic_write_text, sha256_of
+from ..storage.layout import COLLECTION_FILE, rank_documents
 
 
-class MergeError(ValueError):
+class MergeError(DocumentError):
     """An input that cannot be merged; the message names the file and the fix."""
-
-
-@dataclass
-class RankDocument:
-    path: Path
-    data: dict[str, Any]
-    run_id: str
-    rank: int
-    run: dict[str, Any]
-    world_size: int = 1
-    metrics: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,7 +59,10 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             matches = sorted(Path(m) for m in glob.glob(text))
             if not matches:
                 raise MergeError(f"{text}: the pattern matches no file")
-            found += matches
+            found += [m for m in matches if m.name != COLLECTION_FILE]  # RUN_DIR/*.json: the ranks, not rank 0's summary
+        elif path.is_file() and path.name == COLLECTION_FILE:
+            raise MergeError(f"{path}: this is rank 0's collection (a summary that links the rank documents), "
+                             f"not a rank document; give the run directory {path.parent} instead")
         elif path.is_file():
             found.append(path)
         else:
@@ -77,47 +71,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     if not unique:
         raise MergeError("nothing to merge: give rank documents, a glob, or a run directory")
     return unique
-
-
-def load_rank_document(path: Path) -> RankDocument:
-    """Read and check one input: JSON, valid under the PROV-JSON schema, with a yprov4ml run activity."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise MergeError(f"{path}: not a text file (PROV-JSON is UTF-8 JSON)") from None
-    except ValueError as exc:
-        raise MergeError(f"{path}: invalid JSON ({exc})") from None
-    except OSError as exc:
-        raise MergeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if not isinstance(data, dict):
-        raise MergeError(f"{path}: not PROV-JSON (the top level must be an object with PROV record types)")
-    problems = schema_errors(data)
-    if problems:
-        raise MergeError(f"{path}: not valid PROV-JSON ({problems[0]}"
-                         f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
-    try:
-        return _rank_document(path, data)
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise MergeError(f"{path}: a yprov4ml record in it is malformed ({type(exc).__name__}: {exc})") from None
-
-
-def _rank_document(path: Path, data: dict[str, Any]) -> RankDocument:
-    runs = [(i, e) for i, e in data.get("activity", {}).items() if e.get("prov:type") == "yprov:RunExecution"]
-    if not runs:
-        raise MergeError(f"{path}: not a yprov4ml run document (no activity of prov:type yprov:RunExecution)")
-    identifier, element = runs[0]
-    run = attributes(element)
-    if not isinstance(run.get("run_id"), str) or not isinstance(run.get("rank"), int):
-        raise MergeError(f"{path}: the run activity {identifier} lacks a run_id or an integer rank")
-    doc = RankDocument(path, data, run["run_id"], run["rank"], run, int(run.get("world_size", 1)))
-    for entity_id, entity in data.get("entity", {}).items():
-        if entity.get("prov:type") == "yprov:MetricSeries":
-            attrs = attributes(entity)
-            doc.metrics[str(attrs["key"]), str(attrs["context"])] = {
-                "id": entity_id, "last": attrs.get("last_value"), "min": attrs.get("min"),
-                "max": attrs.get("max"), "count": int(attrs.get("count") or 0),
-            }
-    return doc
 
 
 def _progress(items: list[Path], show: bool | None):
@@ -167,7 +120,10 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     output = Path(output)
     if output.resolve() in paths:
         raise MergeError(f"{output}: the output would overwrite one of the inputs; choose another path")
-    docs = [load_rank_document(p) for p in _progress(paths, progress)]
+    try:
+        docs = [load_rank_document(p) for p in _progress(paths, progress)]
+    except DocumentError as exc:
+        raise MergeError(str(exc)) from None
     run_ids = sorted({d.run_id for d in docs})
     if len(run_ids) > 1 and not force:
         raise MergeError(f"the documents belong to {len(run_ids)} different runs ({', '.join(run_ids[:5])}"

@@ -7,7 +7,7 @@ import os
 import uuid
 from pathlib import Path, PurePosixPath
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 
 _CHUNK = 1 << 20
 
@@ -58,3 +58,12 @@ def inside(root: Path, relative: str) -> Path:
     if not target.is_relative_to(root.resolve()):
         raise ArtifactError(f"artifact name {relative!r} resolves outside the run directory {root}")
     return target
+
+
+def resolve_inside(root: Path, relative: str) -> Path | None:
+    """``relative`` (read from a file) resolved under ``root``, symlinks included; None when it leaves ``root``."""
+    if not relative or "\0" in relative:
+        return None
+    base = root.resolve()
+    target = (base / relative).resolve()
+    return target if target.is_relative_to(base) else None

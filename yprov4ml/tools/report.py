@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .compare import compare
-from .files import atomic_write_text
+from ..storage.files import atomic_write_text
 
 
 def _svg_of_metric(paths: list[Path], metric: str) -> str:
@@ -42,7 +42,7 @@ def _svg_of_metric(paths: list[Path], metric: str) -> str:
 def _graph_svg(prov_path: Path) -> str:
     from prov.serializers.provjson import ProvJSONSerializer
 
-    from .render import dot_source
+    from ..prov.render import dot_source
 
     dot = shutil.which("dot")
     if dot is None:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .compare import find_runs
-from .errors import NotARunError
-from .reader import load_run, rank_documents
+from ..errors import NotARunError
+from ..prov.reader import load_run, rank_documents
 
 
 def _views(paths: Iterable[str | Path]):

@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import json
-import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotARunError
-from .metrics import MetricData, read_metric_file
+from ..errors import NotARunError
+from ..storage.files import resolve_inside
+from ..storage.layout import prov_file, rank_documents
+from ..storage.metric_file import MetricData, read_metric_file
+from .decode import attributes, prov_type, run_activity
 
-_INTEGER_TYPES = {"xsd:int", "xsd:integer", "xsd:long", "xsd:short", "xsd:nonNegativeInteger",
-                  "xsd:unsignedInt", "xsd:unsignedLong", "xsd:positiveInteger"}
-
-
-def decode(value: Any) -> Any:
-    """A PROV-JSON attribute value as a Python value (typed literals decoded)."""
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    if not isinstance(value, dict) or "$" not in value:
-        return value
-    text, kind = value["$"], value.get("type", "")
-    if kind in ("xsd:double", "xsd:float", "xsd:decimal"):
-        return float(text)
-    if kind in _INTEGER_TYPES:
-        return int(text)
-    if kind == "xsd:boolean":
-        return text in ("true", "1")
-    return text
+__all__ = ["RunView", "load_run", "rank_documents", "find_prov_file", "DamagedRunWarning"]
 
 
-def attributes(element: dict[str, Any]) -> dict[str, Any]:
-    """``{"yprov:count": {...}}`` → ``{"count": 3}`` for the yprov vocabulary; prov: keys kept as is."""
-    out = {}
-    for key, value in element.items():
-        name = key.split(":", 1)[1] if key.startswith("yprov:") else key
-        out[name] = decode(value)
-    return out
+class DamagedRunWarning(UserWarning):
+    """A run loaded with damaged, missing or miscounted metric data (see ``RunView.problems``)."""
 
 
 @dataclass
@@ -62,6 +43,7 @@ class RunView:
     datasets: list[dict[str, Any]] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # damaged or missing metric data, said plainly
 
     def metric(self, key: str, context: str = "training") -> MetricData:
         """One series; KeyError lists the series that exist."""
@@ -72,18 +54,10 @@ class RunView:
             raise KeyError(f"no metric {key!r} in context {context!r}; this run has: {known}") from None
 
 
-_RANK_FILE = re.compile(r"^prov\.rank(\d+)\.json$")
-
-
-def rank_documents(run_dir: Path) -> list[Path]:
-    """The ``prov.rankN.json`` files of a run directory, in rank order (rank 2 before rank 10)."""
-    found = [(int(m.group(1)), p) for p in run_dir.glob("prov.rank*.json") if (m := _RANK_FILE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def _prov_file(path: Path, rank: int) -> Path:
+def find_prov_file(path: Path, rank: int) -> Path:
+    """The rank document named by a run directory or a file path; NotARunError otherwise."""
     if path.is_dir():
-        candidate = path / f"prov.rank{rank}.json"
+        candidate = prov_file(path, rank)
         if candidate.is_file():
             return candidate
         raise NotARunError(f"{path} is not a yprov4ml run directory: no prov.rank{rank}.json in it")
@@ -92,23 +66,17 @@ def _prov_file(path: Path, rank: int) -> Path:
     raise NotARunError(f"{path} does not exist")
 
 
-def _prov_type(element: dict[str, Any]) -> str:
-    kind = element.get("prov:type")
-    return decode(kind) if kind is not None else ""
-
-
 def load_run(path: str | Path, rank: int = 0) -> RunView:
     """Read a run directory (or one of its ``prov.rankN.json`` files)."""
-    prov_path = _prov_file(Path(path), rank)
+    prov_path = find_prov_file(Path(path), rank)
     try:
         doc = json.loads(prov_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise NotARunError(f"{prov_path} is not readable PROV-JSON: {exc}") from None
-    activities = doc.get("activity", {}) if isinstance(doc, dict) else {}
-    runs = [(k, v) for k, v in activities.items() if _prov_type(v) == "yprov:RunExecution"]
-    if not runs:
+    found = run_activity(doc)
+    if found is None:
         raise NotARunError(f"{prov_path} holds no yprov4ml run activity (prov:type yprov:RunExecution)")
-    run_id, run_element = runs[0]
+    run_id, run_element = found
     info = attributes(run_element)
     run_dir = prov_path.parent
     view = RunView(
@@ -117,7 +85,7 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
         start_time=info.get("prov:startTime"), end_time=info.get("prov:endTime"), error=info.get("error"), run=info,
     )
     for element in doc.get("entity", {}).values():
-        kind, attrs = _prov_type(element), attributes(element)
+        kind, attrs = prov_type(element), attributes(element)
         if kind == "yprov:Parameter":
             value = attrs.get("value")
             if attrs.get("value_type") and isinstance(value, str):
@@ -127,15 +95,9 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
                     pass
             view.params[attrs.get("key", attrs.get("prov:label"))] = value
         elif kind == "yprov:MetricSeries":
-            location = run_dir / attrs["prov:location"]
-            if location.is_file():
-                view.metrics[attrs["key"], attrs["context"]] = read_metric_file(location)
-            elif not attrs.get("count"):  # opened, but no point reached the disk (a killed run)
-                view.metrics[attrs["key"], attrs["context"]] = MetricData(attrs["key"], attrs["context"], view.rank,
-                                                                          [], [], [], attrs.get("unit"))
-            else:
-                raise NotARunError(f"{prov_path}: the metric file {location} of {attrs['key']!r} "
-                                   f"({attrs['count']} points) is missing; was the run directory copied in part?")
+            data = _metric_series(view, attrs)
+            if data is not None:
+                view.metrics[attrs["key"], attrs["context"]] = data
         elif kind == "yprov:Artifact":
             view.artifacts.append(attrs)
         elif kind == "yprov:ModelVersion":
@@ -147,4 +109,32 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
         elif kind == "yprov:Environment":
             view.environment = attrs
     view.models.sort(key=lambda m: (m.get("model_name", ""), m.get("version", 0)))
+    if view.problems:
+        warnings.warn(f"{prov_path}: " + "; ".join(view.problems), DamagedRunWarning, stacklevel=2)
     return view
+
+
+def _metric_series(view: RunView, attrs: dict[str, Any]) -> MetricData | None:
+    """One series read back and checked against the count its document records (problems noted)."""
+    key, context, count = attrs["key"], attrs["context"], int(attrs.get("count") or 0)
+    location = resolve_inside(view.run_dir, str(attrs.get("prov:location", "")))
+    if location is None:
+        view.problems.append(f"metric {key!r} ({context}): its location {attrs.get('prov:location')!r} is outside "
+                             "the run directory; it was not read")
+        return None
+    if not location.is_file():
+        if count:
+            raise NotARunError(f"{view.prov_path}: the metric file {location} of {key!r} "
+                               f"({count} points) is missing; was the run directory copied in part?")
+        return MetricData(key, context, view.rank, [], [], [], attrs.get("unit"))  # opened, no point flushed
+    try:
+        data = read_metric_file(location)
+    except (OSError, ValueError) as exc:
+        view.problems.append(f"metric {key!r} ({context}): {exc}")
+        return None
+    if data.truncated:
+        view.problems.append(f"metric {key!r} ({context}): {data.skipped_bytes} damaged byte(s) in {location.name} "
+                             "were skipped")
+    if len(data) != count:
+        view.problems.append(f"metric {key!r} ({context}): {len(data)} point(s) read, the document records {count}")
+    return data

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
-from .errors import NotARunError
-from .files import atomic_write_text, sha256_of
-from .journal import read_journal
-from .metrics import MetricSeries
-from .record import DatasetInfo, FileEntity, ModelVersion, Param, RunInfo, RunRecord
+from ..errors import NotARunError
+from ..storage.files import atomic_write_text, sha256_of
+from ..storage.journal import read_journal
+from ..storage.layout import journal_file, prov_file
+from ..storage.series import MetricSeries
+from ..record import DatasetInfo, FileEntity, ModelVersion, Param, RunInfo, RunRecord
 
 
 @dataclass
@@ -38,7 +41,7 @@ def _only(cls: type, event: dict) -> dict:
 
 def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     """The run record of one rank, rebuilt from its journal and metric files."""
-    journal = run_dir / f"journal.rank{rank}.jsonl"
+    journal = journal_file(run_dir, rank)
     events = list(read_journal(journal))
     if not events or events[0].get("event") != "start":
         raise NotARunError(f"{journal}: no start event; this journal cannot be recovered")
@@ -87,9 +90,30 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     return record
 
 
-def recover(run_dir: str | Path) -> RecoveryResult:
-    """Write the missing rank documents of ``run_dir``; finished ranks are left as they are."""
-    from .provdoc import build_document, to_json
+def still_running(start: dict) -> str | None:
+    """Why the process that wrote a journal looks alive (same host, same pid, started before the run), or None."""
+    import psutil
+
+    pid, host = start.get("pid"), start.get("host")
+    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return None
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped by its parent
+            return None
+        created = process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+    # A recycled pid belongs to a process started after the run began.
+    if created <= float(start.get("start_time") or 0) + 1.0:
+        return f"still running (pid {pid} on this host): let it end, or stop it, before recovering"
+    return None
+
+
+def recover(run_dir: str | Path, force: bool = False) -> RecoveryResult:
+    """Write the missing rank documents of ``run_dir``; finished and still-running ranks are left as they are."""
+    from ..prov.build import build_document
+    from ..prov.document import to_json
 
     run_dir = Path(run_dir)
     journals = sorted(run_dir.glob("journal.rank*.jsonl")) if run_dir.is_dir() else []
@@ -98,9 +122,17 @@ def recover(run_dir: str | Path) -> RecoveryResult:
     result = RecoveryResult(run_dir)
     for journal in journals:
         rank = int(journal.name[len("journal.rank"):-len(".jsonl")])
-        target = run_dir / f"prov.rank{rank}.json"
+        target = prov_file(run_dir, rank)
         if target.exists():
             result.skipped[rank] = "already has its document"
+            continue
+        start = next(read_journal(journal), None)
+        if start is None:
+            result.skipped[rank] = "never started: its journal is empty (the process ended inside start_run)"
+            continue
+        alive = None if force else still_running(start)
+        if alive:
+            result.skipped[rank] = alive
             continue
         try:
             record = record_from_journal(run_dir, rank)
@@ -112,27 +144,48 @@ def recover(run_dir: str | Path) -> RecoveryResult:
     return result
 
 
+def run_dirs_below(path: Path, depth: int = 3) -> list[Path]:
+    """``path`` itself when it is a run directory, else the run directories under it (an experiment, a save dir)."""
+    if any(path.glob("journal.rank*.jsonl")):
+        return [path]
+    if depth == 0 or not path.is_dir():
+        return []
+    return [run for child in sorted(path.iterdir()) if child.is_dir() and not child.is_symlink()
+            for run in run_dirs_below(child, depth - 1)]
+
+
+def recover_tree(path: str | Path, force: bool = False) -> list[RecoveryResult]:
+    """Recover the run directory ``path``, or every run directory below it."""
+    runs = run_dirs_below(Path(path))
+    if not runs:
+        raise NotARunError(f"{path}: no journal.rank*.jsonl in it or below it; "
+                           "give a run directory, an experiment directory or a provenance directory")
+    return [recover(run, force) for run in runs]
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml recover") -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Write valid PROV-JSON for the ranks of an unfinished "
                                      "run (status KILLED, last step reached), from its journal and metric files.")
-    parser.add_argument("run_dirs", nargs="+", help="run directories")
+    parser.add_argument("run_dirs", nargs="+", help="run directories, or directories holding runs")
+    parser.add_argument("--force", action="store_true", help="recover ranks whose process still looks alive")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     code, report = 0, []
     for run_dir in args.run_dirs:
         try:
-            result = recover(run_dir)
+            results = recover_tree(run_dir, args.force)
         except (NotARunError, OSError, ValueError, KeyError) as exc:
             print(f"{prog}: {run_dir}: {exc}", file=sys.stderr)
             code = 2
             continue
-        report.append({"run_dir": str(result.run_dir), "recovered": sorted(result.recovered),
-                       "skipped": {str(k): v for k, v in result.skipped.items()}})
-        if not args.json:
-            for rank, path in sorted(result.recovered.items()):
-                print(f"{path}: recovered (status KILLED)")
-            for rank, why in sorted(result.skipped.items()):
-                print(f"{run_dir}: rank {rank} {why}")
+        for result in results:
+            report.append({"run_dir": str(result.run_dir), "recovered": sorted(result.recovered),
+                           "skipped": {str(k): v for k, v in result.skipped.items()}})
+            if not args.json:
+                for rank, path in sorted(result.recovered.items()):
+                    print(f"{path}: recovered (status KILLED)")
+                for rank, why in sorted(result.skipped.items()):
+                    print(f"{result.run_dir}: rank {rank} {why}")
     if args.json:
         print(json.dumps(report))
     return code

@@ -6,85 +6,19 @@ yprov4ml vocabulary (``yprov:``). See docs/prov-model.md for the diagram.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from typing import Any
 
-from prov.model import PROV, PROV_LABEL, PROV_LOCATION, PROV_TYPE, XSD, ProvDocument
+from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 
-from . import __version__
-from .identifiers import safe_name
-from .record import FileEntity, ModelVersion, RunRecord
-
-VOCABULARY = "https://w3id.org/yprov4ml/ns#"
-RUN_NAMESPACE = "https://w3id.org/yprov4ml/run/"
-DEFAULT_USER_NAMESPACE = "https://w3id.org/yprov4ml/user/"
+from ..version import __version__
+from ..record import FileEntity, ModelVersion, RunRecord
+from ..storage.names import UniqueNames, safe_name
+from .document import context_activity_id, literal, metric_entity_id, new_document, run_activity_id, timestamp
 
 
-def absolute_namespace(namespace: str | None) -> str:
-    """The user's namespace as an absolute IRI ending in '/' or '#' (``example.org`` → ``http://example.org/``)."""
-    if not namespace:
-        return DEFAULT_USER_NAMESPACE
-    if "://" not in namespace and not namespace.startswith("urn:"):
-        namespace = "http://" + namespace
-    return namespace if namespace.endswith(("/", "#", ":")) else namespace + "/"
-
-
-def timestamp(seconds: float) -> datetime:
-    """A Unix time as an aware UTC datetime."""
-    return datetime.fromtimestamp(seconds, timezone.utc)
-
-
-def run_activity_id(rank: int) -> str:
-    return f"run:rank-{rank}"
-
-
-def context_activity_id(rank: int, context: str) -> str:
-    return f"run:rank-{rank}/context/{context}"
-
-
-def metric_entity_id(rank: int, context: str, key: str) -> str:
-    return f"run:rank-{rank}/metric/{context}/{safe_name(key)}"
-
-
-def new_document(run_id: str, user_namespace: str) -> ProvDocument:
-    """An empty document with every prefix bound to an absolute IRI."""
-    doc = ProvDocument()
-    doc.add_namespace("xsd", XSD.uri)
-    doc.add_namespace("yprov", VOCABULARY)
-    doc.add_namespace("run", f"{RUN_NAMESPACE}{safe_name(run_id)}/")
-    doc.add_namespace("user", absolute_namespace(user_namespace))
-    return doc
-
-
-def to_json(doc: ProvDocument, indent: int | None = 2) -> str:
-    """PROV-JSON text of ``doc`` with the ``xsd`` and ``prov`` prefixes declared explicitly.
-
-    prov leaves the two standard prefixes implicit; declaring them lets any
-    JSON reader resolve every QName to an absolute IRI.
-    """
-    # The JSON serializer module alone: doc.serialize() would import every format (rdflib too).
-    from prov.serializers.provjson import encode_json_document
-
-    data = encode_json_document(doc)
-    declare_standard_prefixes(data)
-    return json.dumps(data, indent=indent, ensure_ascii=False)
-
-
-def declare_standard_prefixes(document: dict) -> None:
-    """Add the ``xsd`` and ``prov`` prefixes to a PROV-JSON object and its bundles."""
-    prefixes = document.setdefault("prefix", {})
-    prefixes.setdefault("xsd", XSD.uri)
-    prefixes.setdefault("prov", PROV.uri)
-    for bundle in (document.get("bundle") or {}).values():
-        declare_standard_prefixes(bundle)
-
-
-def literal(value: Any) -> Any:
-    """A PROV attribute value: scalars keep their type, anything else becomes JSON text."""
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+def series_name(relpath: str, rank: int) -> str:
+    """The name a run minted for a metric series: its file name without ``.rankN.ymetric``."""
+    return relpath.rsplit("/", 1)[-1][: -len(f".rank{rank}.ymetric")]
 
 
 def _attrs(prefix_free: dict[str, Any]) -> dict[str, Any]:
@@ -131,12 +65,13 @@ def build_document(record: RunRecord) -> ProvDocument:
     def activity_for(context: str | None):
         return contexts.get(context, run) if context else run
 
+    param_names = UniqueNames()
     for key, param in sorted(record.params.items()):
         value = param.value
         attrs = {PROV_TYPE: "yprov:Parameter", PROV_LABEL: key, "yprov:key": key, "yprov:value": literal(value)}
         if not isinstance(value, (bool, int, float, str)):
             attrs["yprov:value_type"] = type(value).__name__
-        doc.used(run, doc.entity(f"run:rank-{rank}/param/{safe_name(key)}", attrs), timestamp(param.time))
+        doc.used(run, doc.entity(f"run:rank-{rank}/param/{param_names.name(key)}", attrs), timestamp(param.time))
 
     for (key, context), series in sorted(record.metrics.items()):
         summary = series.summary()
@@ -147,7 +82,7 @@ def build_document(record: RunRecord) -> ProvDocument:
             "sha256": series.sha256, "format": "yprov4ml-metric/1",
         })
         attrs.update({PROV_TYPE: "yprov:MetricSeries", PROV_LABEL: key, PROV_LOCATION: series.relpath})
-        entity = doc.entity(metric_entity_id(rank, context, key), attrs)
+        entity = doc.entity(metric_entity_id(rank, context, series_name(series.relpath, rank)), attrs)
         last = summary["last_time"]
         doc.wasGeneratedBy(entity, activity_for(context), timestamp(last) if last else None)
 
@@ -167,8 +102,9 @@ def build_document(record: RunRecord) -> ProvDocument:
                      "yprov:Artifact", activity_for(artifact.context))
 
     previous: dict[str, Any] = {}
+    model_names = UniqueNames()
     for model in record.models:
-        entity = _file_entity(doc, f"run:rank-{rank}/model/{safe_name(model.model_name)}/v{model.version}",
+        entity = _file_entity(doc, f"run:rank-{rank}/model/{model_names.name(model.model_name)}/v{model.version}",
                               model, "yprov:ModelVersion", activity_for(model.context))
         if model.model_name in previous:
             doc.wasDerivedFrom(entity, previous[model.model_name], other_attributes={PROV_TYPE: "prov:Revision"})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prov.model import ProvDocument
 
-from .files import atomic_write_text
+from ..storage.files import atomic_write_text
 
 
 def dot_source(doc: ProvDocument) -> str:

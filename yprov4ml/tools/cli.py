@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .errors import NotARunError
+from ..errors import NotARunError
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .reader import load_run
+    from ..prov.reader import DamagedRunWarning, load_run
 
-    view = load_run(args.run, rank=args.rank)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedRunWarning)  # said below, in the summary itself
+        view = load_run(args.run, rank=args.rank)
     metrics = {
         f"{key}@{context}": {"count": len(data), "last": data.values[-1] if data.values else None,
                              "min": min(data.values, default=None), "max": max(data.values, default=None)}
@@ -25,7 +29,7 @@ def _show(args: argparse.Namespace) -> int:
                "rank": view.rank, "world_size": view.world_size, "start": view.start_time, "end": view.end_time,
                "params": view.params, "metrics": metrics, "energy": energy,
                "artifacts": [a.get("prov:location") for a in view.artifacts],
-               "models": [m.get("prov:location") for m in view.models]}
+               "models": [m.get("prov:location") for m in view.models], "problems": view.problems}
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
@@ -40,17 +44,20 @@ def _show(args: argparse.Namespace) -> int:
     if metrics:
         print("metrics:" + " " * 30 + "count        last         min         max")
         for name, m in metrics.items():
-            print(f"  {name:36.36s} {m['count']:5d} {m['last']:11.5g} {m['min']:11.5g} {m['max']:11.5g}")
+            figures = " ".join(f"{m[k]:11.5g}" if m[k] is not None else f"{'-':>11s}" for k in ("last", "min", "max"))
+            print(f"  {name:36.36s} {m['count']:5d} {figures}")
     for key, value in energy.items():
         print(f"  {key} = {value}")
     for label, files in (("artifacts", summary["artifacts"]), ("models", summary["models"])):
         if files:
             print(f"{label}: " + ", ".join(files))
+    for problem in view.problems:
+        print(f"WARNING: {problem}")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .validate import validate_file
+    from ..prov.validate import validate_file
 
     failed = 0
     for path in args.files:
@@ -66,14 +73,29 @@ def _validate(args: argparse.Namespace) -> int:
             failed += not report.passed
             continue
         report = validate_file(path)
-        if report.ok:
+        problems = report.problems() + (_metric_problems(Path(path)) if report.ok else [])
+        if not problems:
             print(f"{path}: valid PROV-JSON ({report.json_records} records; prov round-trip and W3C schema pass)")
         else:
             failed += 1
             print(f"{path}: INVALID", file=sys.stderr)
-            for problem in report.problems()[:20]:
+            for problem in problems[:20]:
                 print(f"  {problem}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _metric_problems(path: Path) -> list[str]:
+    """For a rank document: metric files damaged, missing or holding another count than recorded."""
+    from ..prov.reader import DamagedRunWarning, load_run
+
+    if not path.name.startswith("prov.rank"):
+        return []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamagedRunWarning)
+            return load_run(path).problems
+    except NotARunError as exc:
+        return [str(exc)]
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -81,10 +103,10 @@ def _graph(args: argparse.Namespace) -> int:
 
     from prov.serializers.provjson import ProvJSONSerializer
 
-    from .reader import _prov_file
-    from .render import write_dot, write_svg
+    from ..prov.reader import find_prov_file
+    from ..prov.render import write_dot, write_svg
 
-    source = _prov_file(Path(args.run), args.rank)
+    source = find_prov_file(Path(args.run), args.rank)
     doc = ProvJSONSerializer().deserialize(io.StringIO(source.read_text(encoding="utf-8")))
     out = Path(args.output) if args.output else source.with_name(f"graph.rank{args.rank}.dot")
     dot = write_dot(doc, out.with_suffix(".dot"))
@@ -146,7 +168,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from .merge import main as merge_main
+    from ..distributed.merge import main as merge_main
 
     return merge_main(args.rest, prog="yprov4ml merge")
 
@@ -225,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NotARunError, FileNotFoundError) as exc:
         print(f"yprov4ml {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `yprov4ml show RUN | head -1`: the reader has gone, as with any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

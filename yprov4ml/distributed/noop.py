@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from .. import state
 
 _DIRECTIVES = frozenset({
     "log_metric", "log_metrics", "log_param", "log_params", "log_artifact", "save_model_version",
@@ -23,6 +26,7 @@ class NoOpRun:
 
     def __init__(self, run_id: str, rank: int, run_dir: Any):
         self.run_id, self.rank, self.run_dir = run_id, rank, run_dir
+        self.pid = os.getpid()
 
     def __getattr__(self, name: str) -> Any:
         if name in _DIRECTIVES:
@@ -31,15 +35,20 @@ class NoOpRun:
 
     def end(self, create_graph: bool = False, create_svg: bool = False, **_: Any) -> None:
         self.is_active = False
+        state.release(self)
+
+    def wait_ended(self, timeout_s: float) -> bool:
+        return True
+
+    def detach_after_fork(self) -> None:
+        """Nothing to detach: this rank records nothing."""
 
     def __enter__(self) -> "NoOpRun":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        from . import api
-
         if self.is_active:
-            api.finish(self)
+            self.end()
 
     def __repr__(self) -> str:
         return f"<yprov4ml.NoOpRun {self.run_id} rank {self.rank}: not recording>"

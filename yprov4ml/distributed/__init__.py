@@ -1,0 +1,1 @@
+"""Distributed runs: ranks, the run id they agree on, rank 0's collection, and prov-merge."""

@@ -1,0 +1,1 @@
+"""The PROV layer: record → PROV document, decoding documents back, validation, pictures."""

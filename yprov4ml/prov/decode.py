@@ -1,0 +1,126 @@
+"""PROV-JSON decoded back: typed values, the run activity of a document, and the rank document.
+
+Every reader — ``load_run``, the collection, prov-merge, the bridge — goes
+through these functions, so a document is understood the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DocumentError
+from .validate import schema_errors
+
+RUN_TYPE = "yprov:RunExecution"
+_INTEGER_TYPES = {"xsd:int", "xsd:integer", "xsd:long", "xsd:short", "xsd:nonNegativeInteger",
+                  "xsd:unsignedInt", "xsd:unsignedLong", "xsd:positiveInteger"}
+
+
+def decode(value: Any) -> Any:
+    """A PROV-JSON attribute value as a Python value (typed literals decoded)."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict) or "$" not in value:
+        return value
+    text, kind = value["$"], value.get("type", "")
+    if kind in ("xsd:double", "xsd:float", "xsd:decimal"):
+        return float(text)
+    if kind in _INTEGER_TYPES:
+        return int(text)
+    if kind == "xsd:boolean":
+        return text in ("true", "1")
+    return text
+
+
+def attributes(element: dict[str, Any]) -> dict[str, Any]:
+    """``{"yprov:count": {...}}`` → ``{"count": 3}`` for the yprov vocabulary; prov: keys kept as is."""
+    out = {}
+    for key, value in element.items():
+        name = key.split(":", 1)[1] if key.startswith("yprov:") else key
+        out[name] = decode(value)
+    return out
+
+
+def prov_type(element: dict[str, Any]) -> str:
+    """The ``prov:type`` of a record, as text ('' when it has none)."""
+    kind = element.get("prov:type") if isinstance(element, dict) else None
+    return str(decode(kind)) if kind is not None else ""
+
+
+def run_activity(document: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The identifier and the raw element of a document's yprov4ml run activity, or None."""
+    activities = document.get("activity") if isinstance(document, dict) else None
+    if not isinstance(activities, dict):
+        return None
+    for identifier, element in activities.items():
+        if prov_type(element) == RUN_TYPE:
+            return identifier, element
+    return None
+
+
+@dataclass
+class RankDocument:
+    """One rank's PROV-JSON document, with its run activity and metric summaries decoded.
+
+    ``task_id`` names the workflow task the document is attached to (the bridge sets it).
+    """
+
+    path: Path
+    data: dict[str, Any]
+    run_id: str
+    rank: int
+    run: dict[str, Any]
+    world_size: int = 1
+    metrics: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    task_id: str | None = None
+
+    @property
+    def status(self) -> str:
+        return str(self.run.get("status", "UNKNOWN"))
+
+
+def rank_document(path: Path, data: dict[str, Any], task_id: str | None = None) -> RankDocument:
+    """The rank document of a parsed PROV-JSON object; DocumentError when it is not a yprov4ml one."""
+    found = run_activity(data)
+    if found is None:
+        raise DocumentError(f"{path}: not a yprov4ml run document (no activity of prov:type {RUN_TYPE})")
+    identifier, element = found
+    run = attributes(element)
+    if not isinstance(run.get("run_id"), str) or not isinstance(run.get("rank"), int):
+        raise DocumentError(f"{path}: the run activity {identifier} lacks a run_id or an integer rank")
+    doc = RankDocument(path, data, run["run_id"], run["rank"], run, int(run.get("world_size", 1)), task_id=task_id)
+    for entity_id, entity in (data.get("entity") or {}).items():
+        if prov_type(entity) == "yprov:MetricSeries":
+            attrs = attributes(entity)
+            doc.metrics[str(attrs["key"]), str(attrs["context"])] = {
+                "id": entity_id, "last": attrs.get("last_value"), "min": attrs.get("min"),
+                "max": attrs.get("max"), "count": int(attrs.get("count") or 0),
+            }
+    return doc
+
+
+def load_rank_document(path: Path, task_id: str | None = None) -> RankDocument:
+    """Read and check one file: JSON, valid under the PROV-JSON schema, with a yprov4ml run activity."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DocumentError(f"{path}: not a text file (PROV-JSON is UTF-8 JSON)") from None
+    except ValueError as exc:
+        raise DocumentError(f"{path}: invalid JSON ({exc})") from None
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise DocumentError(f"{path}: not PROV-JSON (the top level must be an object with PROV record types)")
+    problems = schema_errors(data)
+    if problems:
+        raise DocumentError(f"{path}: not valid PROV-JSON ({problems[0]}"
+                            f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
+    try:
+        return rank_document(path, data, task_id)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, DocumentError):
+            raise
+        raise DocumentError(f"{path}: a yprov4ml record in it is malformed ({type(exc).__name__}: {exc})") from None

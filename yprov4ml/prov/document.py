@@ -1,0 +1,87 @@
+"""The PROV vocabulary of yprov4ml: namespaces, identifiers, literal values, and PROV-JSON text.
+
+Every writer (rank documents, the collection, prov-merge, the bridge) builds
+its identifiers and prefixes from here, and every reader (``prov.decode``)
+relies on the same names.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from prov.model import PROV, XSD, ProvDocument
+
+from ..storage.names import safe_name
+
+VOCABULARY = "https://w3id.org/yprov4ml/ns#"
+RUN_NAMESPACE = "https://w3id.org/yprov4ml/run/"
+DEFAULT_USER_NAMESPACE = "https://w3id.org/yprov4ml/user/"
+
+
+def absolute_namespace(namespace: str | None) -> str:
+    """The user's namespace as an absolute IRI ending in '/' or '#' (``example.org`` → ``http://example.org/``)."""
+    if not namespace:
+        return DEFAULT_USER_NAMESPACE
+    if "://" not in namespace and not namespace.startswith("urn:"):
+        namespace = "http://" + namespace
+    return namespace if namespace.endswith(("/", "#", ":")) else namespace + "/"
+
+
+def timestamp(seconds: float) -> datetime:
+    """A Unix time as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def run_activity_id(rank: int) -> str:
+    return f"run:rank-{rank}"
+
+
+def context_activity_id(rank: int, context: str) -> str:
+    return f"run:rank-{rank}/context/{context}"
+
+
+def metric_entity_id(rank: int, context: str, name: str) -> str:
+    """The id of a metric series; ``name`` is the one the run minted for its key (its file name)."""
+    return f"run:rank-{rank}/metric/{context}/{name}"
+
+
+def new_document(run_id: str, user_namespace: str) -> ProvDocument:
+    """An empty document with every prefix bound to an absolute IRI."""
+    doc = ProvDocument()
+    doc.add_namespace("xsd", XSD.uri)
+    doc.add_namespace("yprov", VOCABULARY)
+    doc.add_namespace("run", f"{RUN_NAMESPACE}{safe_name(run_id)}/")
+    doc.add_namespace("user", absolute_namespace(user_namespace))
+    return doc
+
+
+def to_json(doc: ProvDocument, indent: int | None = 2) -> str:
+    """PROV-JSON text of ``doc`` with the ``xsd`` and ``prov`` prefixes declared explicitly.
+
+    prov leaves the two standard prefixes implicit; declaring them lets any
+    JSON reader resolve every QName to an absolute IRI.
+    """
+    # The JSON serializer module alone: doc.serialize() would import every format (rdflib too).
+    from prov.serializers.provjson import encode_json_document
+
+    data = encode_json_document(doc)
+    declare_standard_prefixes(data)
+    return json.dumps(data, indent=indent, ensure_ascii=False)
+
+
+def declare_standard_prefixes(document: dict) -> None:
+    """Add the ``xsd`` and ``prov`` prefixes to a PROV-JSON object and its bundles."""
+    prefixes = document.setdefault("prefix", {})
+    prefixes.setdefault("xsd", XSD.uri)
+    prefixes.setdefault("prov", PROV.uri)
+    for bundle in (document.get("bundle") or {}).values():
+        declare_standard_prefixes(bundle)
+
+
+def literal(value: Any) -> Any:
+    """A PROV attribute value: scalars keep their type, anything else becomes JSON text."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)

@@ -1,0 +1,190 @@
+"""The directives of a run that record things other than metrics: parameters, artifacts, models, datasets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .context import Context, as_context
+from .errors import ArtifactError, ParamConflictError
+from .record import DatasetInfo, FileEntity, ModelVersion, Param
+from .storage.files import inside, sha256_of
+from .storage.names import safe_name
+from .values import as_step, as_time, param_value, same_value
+
+if TYPE_CHECKING:
+    from .run import Run
+
+_now = time.time
+
+
+def _checked_param(key: Any, value: Any) -> Any:
+    """The recorded form of a parameter value, or ParamConflictError naming what is wrong."""
+    if not isinstance(key, str) or not key:
+        raise ParamConflictError(f"parameter key {key!r} must be a non-empty string")
+    try:
+        return param_value(value)
+    except Exception as exc:  # a value whose __str__ / item() raises: say so, not the user's traceback
+        raise ParamConflictError(
+            f"parameter {key!r}: its value ({type(value).__name__}) cannot be turned into text or a number "
+            f"({type(exc).__name__}: {exc}); log a plain value such as str(...) of what matters"
+        ) from None
+
+
+def _tree_size_and_sha(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, or of a directory as the hash of its files' names and hashes.
+
+    Symbolic links inside a directory are hashed as links (their target text), never followed.
+    """
+    if path.is_file():
+        return path.stat().st_size, sha256_of(path)
+    digest, size = hashlib.sha256(), 0
+    for root, dirs, files in os.walk(path):  # os.walk does not descend into directory symlinks
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            item = Path(root, name)
+            rel = item.relative_to(path).as_posix()
+            if item.is_symlink():
+                digest.update(f"{rel}\0link:{os.readlink(item)}\n".encode())
+            elif item.is_file():
+                size += item.stat().st_size
+                digest.update(f"{rel}\0{sha256_of(item)}\n".encode())
+    return size, digest.hexdigest()
+
+
+class FileDirectives:
+    """log_param, log_artifact, save_model_version, log_model, log_dataset; mixed into ``Run``."""
+
+    def log_param(self: "Run", key: str, value: Any) -> None:
+        """Record a parameter. A key is logged once; the same value again is accepted."""
+        self._record_params({key: _checked_param(key, value)})
+
+    def log_params(self: "Run", params: dict[str, Any]) -> None:
+        """Record several parameters; all are checked before any is recorded."""
+        if not isinstance(params, dict):
+            raise ParamConflictError(f"log_params takes a dict of name → value, got {type(params).__name__}")
+        self._record_params({key: _checked_param(key, value) for key, value in params.items()})
+
+    def _record_params(self: "Run", checked: dict[str, Any]) -> None:
+        with self._lock:
+            self._check_open("log_param")
+            for key, value in checked.items():
+                old = self.record.params.get(key)
+                if old is not None and not same_value(old.value, value):
+                    several = " none of these parameters were recorded." if len(checked) > 1 else ""
+                    raise ParamConflictError(
+                        f"parameter {key!r} was already logged as {old.value!r}; a parameter is logged once per "
+                        f"run, so {value!r} was not recorded.{several} Log it under another key, or as a metric "
+                        "if it changes."
+                    )
+            for key, value in checked.items():
+                if key in self.record.params:
+                    continue
+                param = Param(key, value, _now())
+                self.journal.write("param", key=key, value=value, time=param.time, value_type=type(value).__name__)
+                self.record.params[key] = param
+
+    def log_artifact(self: "Run", artifact_path: str | os.PathLike, context: Context | str | None = None,
+                     step: int | None = None, timestamp: float | None = None, *, name: str | None = None,
+                     is_input: bool = False, copy: bool = True) -> FileEntity:
+        """Record a file or directory: copied under ``artifacts/`` (or referenced with ``copy=False``)."""
+        self._check_open("log_artifact")
+        source = Path(artifact_path)
+        if not source.exists():
+            raise ArtifactError(f"artifact {os.fspath(artifact_path)!r} does not exist: write it before logging it")
+        when = _now() if timestamp is None else as_time(timestamp)
+        ctx = as_context(context).name if context is not None else None
+        name = name if name is not None else source.name
+        if copy:
+            with self._lock:
+                target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}", name))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                placeholder = target.with_name(f".{target.name}.partial")
+                if source.is_dir():
+                    # Links are copied as links: a link loop (d/a -> .) cannot make the copy endless.
+                    shutil.copytree(source, placeholder, symlinks=True)
+                else:
+                    shutil.copyfile(source, placeholder)
+                placeholder.replace(target)
+            stored = target.relative_to(self.run_dir).as_posix()
+        else:
+            target = source.resolve()
+            stored = str(target)
+        size, digest = _tree_size_and_sha(target)
+        item = FileEntity(name=name, path=stored, size=size, sha256=digest, time=when, context=ctx,
+                          step=None if step is None else as_step(step, name), is_input=is_input,
+                          original_path=str(source.resolve()))
+        self._add_file("artifact", item, self.record.artifacts)
+        return item
+
+    def _free_path(self: "Run", target: Path) -> Path:
+        """``target``, or ``stem-2.ext``, ``stem-3.ext``... when a file of that name was logged already."""
+        candidate, n = target, 1
+        while candidate.exists() or candidate.is_symlink():
+            n += 1
+            candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
+        return candidate
+
+    def _add_file(self: "Run", kind: str, item: FileEntity, into: list) -> None:
+        with self._lock:
+            self._check_open(f"log_{kind}")
+            if item.context:
+                self.record.touch_context(item.context, item.time)
+            self.journal.write(kind, **item.__dict__)
+            into.append(item)
+
+    def save_model_version(self: "Run", model: Any, model_name: str | None = None,
+                           context: Context | str | None = None, step: int | None = None,
+                           timestamp: float | None = None, *, final: bool = False) -> ModelVersion:
+        """Save a checkpoint of ``model``; versions of one name form a derivation chain."""
+        from .capture.models import describe_model, save_model
+
+        self._check_open("save_model_version")
+        if isinstance(model, str) and model_name is not None and not isinstance(model_name, str):
+            model, model_name = model_name, model  # the paper shows both argument orders
+        model_name = model_name or type(model).__name__
+        ctx = as_context(context).name if context is not None else None
+        with self._lock:
+            version = 1 + sum(1 for m in self.record.models if m.model_name == model_name)
+            relpath = f"models/rank{self.rank}/{safe_name(model_name)}.v{version}.pt"
+            target = self.run_dir / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, target)
+            item = ModelVersion(
+                name=f"{model_name} v{version}", path=relpath, size=target.stat().st_size,
+                sha256=sha256_of(target), time=_now() if timestamp is None else as_time(timestamp),
+                context=ctx, step=None if step is None else as_step(step, model_name),
+                attributes=describe_model(model), model_name=model_name, version=version, final=final,
+            )
+            self._add_file("model", item, self.record.models)
+        return item
+
+    def log_model(self: "Run", model: Any, model_label: str | None = None, context: Context | str | None = None,
+                  step: int | None = None) -> ModelVersion:
+        """Save the final model (either argument order is accepted)."""
+        if isinstance(model, str) and not isinstance(model_label, str):
+            model, model_label = model_label, model
+        return self.save_model_version(model, model_label, context, step, final=True)
+
+    def log_dataset(self: "Run", dataset: Any, label: str | None = None,
+                    context: Context | str | None = None) -> DatasetInfo:
+        """Record a dataset or data loader: samples, batch size, batches, sample shape, transform."""
+        from .capture.datasets import describe_dataset
+
+        if isinstance(dataset, str) and not isinstance(label, str):
+            dataset, label = label, dataset
+        self._check_open("log_dataset")
+        label = label or type(dataset).__name__
+        info = DatasetInfo(label=label, time=_now(), context=as_context(context).name if context else None,
+                           attributes=describe_dataset(dataset))
+        with self._lock:
+            self._check_open("log_dataset")
+            if info.context:
+                self.record.touch_context(info.context, info.time)
+            self.journal.write("dataset", **info.__dict__)
+            self.record.datasets.append(info)
+        return info

@@ -1,0 +1,188 @@
+"""The metric directives of a run: the hot path, the collectors, and the timers."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from .context import Context, as_context
+from .errors import InvalidMetricError, RunNotActiveError
+from .storage.names import UniqueNames
+from .storage.series import MetricSeries
+from .values import STEP_MAX, STEP_MIN, as_metric_value, as_step, as_time
+
+if TYPE_CHECKING:
+    from .run import Run
+
+_now = time.time
+
+
+class MetricDirectives:
+    """log_metric and friends; mixed into ``Run``, whose attributes they use."""
+
+    # ---------------------------------------------------------------- hot path
+    def log_metric(self: "Run", key: str, value: float, context: Context | str | None = None,
+                   step: int | None = None, timestamp: float | None = None) -> None:
+        """Append one point to the (key, context) series: a memory append, no I/O."""
+        try:
+            series = self._series[key, context]
+        except KeyError:
+            # A rejected first point must leave nothing behind: check it all before the series exists.
+            if isinstance(key, str):
+                value = as_metric_value(value, key)
+                if step is not None:
+                    step = as_step(step, key)
+                if timestamp is not None:
+                    timestamp = as_time(timestamp)
+            series = self._open_series(key, context)
+        except TypeError:
+            raise InvalidMetricError(f"metric key {key!r} must be a string") from None
+        if type(value) is not float:
+            value = as_metric_value(value, key)
+        if step is None:
+            step = series.next_step
+        elif type(step) is not int or not STEP_MIN <= step < STEP_MAX:
+            step = as_step(step, key)
+        series.next_step = step + 1
+        series.pending.append((step, _now() if timestamp is None else as_time(timestamp), value))
+        self._since_flush += 1
+        if self._since_flush >= self._flush_every:
+            self._since_flush = 0
+            self._writer.wake()
+
+    def _open_series(self: "Run", key: Any, context: Any, unit: str | None = None) -> MetricSeries:
+        """Slow path of log_metric: validate, create the series and its file, alias the raw context."""
+        if not isinstance(key, str) or not key:
+            raise InvalidMetricError(f"metric key {key!r} must be a non-empty string")
+        ctx = as_context(context).name
+        with self._lock:
+            self._check_open("log_metric")
+            series = self.record.metrics.get((key, ctx))
+            if series is None:
+                names = self._file_names.setdefault(ctx, UniqueNames())
+                relpath = f"metrics/{ctx}/{names.name(key)}.rank{self.rank}.ymetric"
+                path = self.run_dir / relpath
+                path.parent.mkdir(parents=True, exist_ok=True)
+                series = MetricSeries(key, ctx, path, relpath, self.rank, unit)
+                self.journal.write("metric", key=key, context=ctx, path=relpath, unit=unit)
+                self.record.metrics[(key, ctx)] = series
+            self._series[key, context] = series
+            return series
+
+    def log_metrics(self: "Run", metrics: dict[str, float], context: Context | str | None = None,
+                    step: int | None = None, timestamp: float | None = None) -> None:
+        """Log several metrics at the same step; every value is checked before any is logged."""
+        if not isinstance(metrics, dict):
+            raise InvalidMetricError(f"log_metrics takes a dict of name → value, got {type(metrics).__name__}")
+        checked = {}
+        for key, value in metrics.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidMetricError(f"metric key {key!r} must be a non-empty string; nothing was logged")
+            checked[key] = as_metric_value(value, key)
+        if step is not None:
+            as_step(step, next(iter(checked), "log_metrics"))
+        for key, value in checked.items():
+            self.log_metric(key, value, context, step, timestamp)
+
+    # ---------------------------------------------------------------- collectors
+    def _start_collectors(self: "Run", system_metrics_interval: float | None) -> None:
+        from .collectors.system import SystemCollector
+
+        self._collector_failures: set[str] = set()
+        self._timers: dict[str, float] = {}
+        # Created now so that the first CPU figure covers the time since start_run, not 0.0.
+        self._collectors: dict[str, Any] = {"system": SystemCollector(self.run_dir)}
+        self._sampler = None
+        if system_metrics_interval is not None:
+            from .collectors.sampler import SAMPLER_CONTEXT, BackgroundSampler
+
+            self._sampler = BackgroundSampler(
+                lambda step: self.log_system_metrics(SAMPLER_CONTEXT, step), system_metrics_interval)
+            self._sampler.start()
+
+    def _collector(self: "Run", name: str) -> Any:
+        """The gpu / energy collector, created on first use (None when unavailable)."""
+        if name not in self._collectors:
+            if name == "gpu":
+                from .collectors.gpu import GpuCollector
+
+                self._collectors[name] = GpuCollector.create()
+            else:
+                from .collectors.energy import EnergyTracker
+
+                self._collectors[name] = EnergyTracker(self._energy_country)
+        return self._collectors[name]
+
+    def _log_figures(self: "Run", figures: list[tuple[str, float, str]], context: Any, step: int | None) -> None:
+        for name, value, unit in figures:
+            if (name, context) not in self._series:
+                self._open_series(name, context, unit)
+            self.log_metric(name, value, context, step)
+
+    def _collector_failed(self: "Run", what: str, exc: Exception) -> None:
+        if what not in self._collector_failures:  # once per collector: training goes on
+            self._collector_failures.add(what)
+            warnings.warn(f"yprov4ml: {what} failed and is skipped: {type(exc).__name__}: {exc}", RuntimeWarning)
+
+    def log_system_metrics(self: "Run", context: Context | str | None = None, step: int | None = None) -> None:
+        """Log CPU, memory and disk load, and every visible GPU's figures, as metric series."""
+        self._check_open("log_system_metrics")
+        try:
+            figures = self._collectors["system"].sample()
+            gpu = self._collector("gpu")
+            if gpu is not None:
+                figures += gpu.sample()
+        except Exception as exc:
+            self._collector_failed("log_system_metrics", exc)
+            return
+        self._log_figures(figures, context, step)
+
+    def log_carbon_metrics(self: "Run", context: Context | str | None = None, step: int | None = None) -> None:
+        """Log energy (kWh: total, CPU, GPU, RAM), emissions (kg CO2eq) and power (W) from codecarbon.
+
+        Only local rank 0 of each node measures: codecarbon measures the whole
+        machine, so several ranks per node would count it several times.
+        """
+        self._check_open("log_carbon_metrics")
+        if self.record.info.local_rank != 0:
+            return
+        try:
+            figures = self._collector("energy").measure()
+        except Exception as exc:
+            self._collector_failed("log_carbon_metrics", exc)
+            return
+        self._log_figures(figures, context, step)
+
+    def log_current_execution_time(self: "Run", label: str, context: Context | str | None = None,
+                                   step: int | None = None) -> float:
+        """Log the seconds elapsed since the run started as metric ``label`` (unit: s)."""
+        elapsed = _now() - self.record.info.start_time
+        self._log_figures([(label, elapsed, "s")], context, step)
+        return elapsed
+
+    def log_execution_start_time(self: "Run", label: str = "execution") -> None:
+        """Start a timer; ``log_execution_end_time(label)`` logs its duration."""
+        self._timers[label] = time.perf_counter()
+
+    def log_execution_end_time(self: "Run", label: str = "execution", context: Context | str | None = None,
+                               step: int | None = None) -> float:
+        """Log the seconds since ``log_execution_start_time(label)`` as metric ``<label>_time_s``."""
+        started = self._timers.pop(label, None)
+        if started is None:
+            raise RunNotActiveError(f"no timer {label!r} is running: call log_execution_start_time({label!r}) first")
+        elapsed = time.perf_counter() - started
+        self._log_figures([(f"{label}_time_s", elapsed, "s")], context, step)
+        return elapsed
+
+    def _stop_sampler(self: "Run") -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+
+    def _stop_collectors(self: "Run") -> None:
+        energy = self._collectors.get("energy")
+        if energy is not None:
+            self.record.resource_usage.update(energy.totals())
+            energy.stop()
+        elif self.record.info.local_rank != 0:
+            self.record.resource_usage["energy_measured_by"] = "local rank 0 of this node"

@@ -1,0 +1,1 @@
+"""What reaches the disk while a run trains: metric files, the journal, atomic file writes, names."""

@@ -1,0 +1,1 @@
+"""The user's tools over recorded runs: the CLI, compare, plot, report, reproduce, recover."""

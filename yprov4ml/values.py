@@ -1,0 +1,74 @@
+"""User values checked and converted on the slow path: metric values, steps, timestamps, parameters."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime
+from typing import Any
+
+from .errors import InvalidMetricError
+
+STEP_MIN, STEP_MAX = -(1 << 63), 1 << 63
+
+
+def as_metric_value(value: object, key: str) -> float:
+    """Convert a user's metric value to float, or raise a clear error (slow path only)."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    item = getattr(value, "item", None)  # numpy / torch scalars and one-element tensors
+    if callable(item) and not isinstance(value, (str, bytes)):
+        try:
+            return as_metric_value(item(), key)
+        except (ValueError, RuntimeError):
+            pass
+    raise InvalidMetricError(
+        f"metric {key!r}: value {value!r} ({type(value).__name__}) is not a number; "
+        "log a float or int (for a tensor, loss.item())"
+    )
+
+
+def as_step(step: object, key: str) -> int:
+    """Validate a step (slow path): an integer that fits in int64."""
+    if isinstance(step, bool) or not hasattr(step, "__index__"):
+        raise InvalidMetricError(f"metric {key!r}: step {step!r} must be an integer (e.g. the epoch or batch index)")
+    value = step.__index__()
+    if not STEP_MIN <= value < STEP_MAX:
+        raise InvalidMetricError(f"metric {key!r}: step {value} does not fit in 64 bits")
+    return value
+
+
+def as_time(value: object) -> float:
+    """A user's timestamp as Unix seconds: a float, or a datetime."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise InvalidMetricError(f"timestamp {value!r} must be Unix seconds (float) or a datetime")
+
+
+def param_value(value: Any) -> Any:
+    """Parameters keep their type when JSON has one; numpy/torch scalars become numbers, objects text."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        return json.loads(json.dumps(value, default=str))
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return param_value(item())
+        except (ValueError, RuntimeError):
+            pass
+    return str(value)  # a transform, an optimizer, ...: its readable description
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal parameter values (NaN equals NaN; 1 is not True)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
