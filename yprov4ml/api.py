@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import state
 from .context import Context
@@ -51,7 +51,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               run_id: str | None = None,
               user: str | None = None, flush_interval_s: float = 5.0,
               system_metrics_interval: float | None = None, energy_country: str | None = None,
-              collection_timeout_s: float | None = None) -> Run | NoOpRun:
+              collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = ()) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -64,6 +64,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     (default 120 s, or ``$YPROV4ML_COLLECTION_TIMEOUT``) for the other ranks'
     documents and writes ``collection.json``. ``rank`` and ``world_size`` name
     this process's place when no launcher says it (they are checked against MPI's when both are known).
+    Secrets are hidden in params, the command line and the environment; ``keep_in_clear`` names keys
+    (params, variables, options) that only look secret and are recorded as they are.
     """
     check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
     with state.lock:
@@ -83,7 +85,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
                       ranks=ranks, run_id=the_id, save_after_n_logs=save_after_n_logs,
                       flush_interval_s=flush_interval_s, user=user,
                       system_metrics_interval=system_metrics_interval, energy_country=energy_country,
-                      collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s)
+                      collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
+                      keep_in_clear=keep_in_clear)
         state.activate(run)
         return run
 

@@ -6,7 +6,7 @@ import re
 import threading
 from typing import ClassVar
 
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
 
 
 class Context:

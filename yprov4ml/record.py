@@ -33,6 +33,7 @@ class RunInfo:
     status: str = "RUNNING"
     error: str | None = None
     parent_task: dict[str, str] | None = None
+    redacted: list[str] = field(default_factory=list)  # where secrets were hidden (never what they were)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Param:
     key: str
     value: Any
     time: float
+    redacted: list[str] = field(default_factory=list)
 
 
 @dataclass

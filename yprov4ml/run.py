@@ -16,10 +16,11 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import state
 from .capture.environment import capture_environment, capture_source
+from .capture.secrets import Redactions, keep_in_clear_names
 from .distributed.ranks import RankInfo, rank_zero_only
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
 from .parent import parent_task, register
@@ -54,8 +55,11 @@ class Run(MetricDirectives, FileDirectives):
                  ranks: RankInfo, run_id: str, save_after_n_logs: int = 100, flush_interval_s: float = 5.0,
                  user: str | None = None, system_metrics_interval: float | None = None,
                  energy_country: str | None = None, collect_all_processes: bool = False,
-                 collection_timeout_s: float | None = None):
+                 collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = ()):
         check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
+        self._keep_in_clear = keep_in_clear_names(keep_in_clear)
+        redactions = Redactions(self._keep_in_clear)
+        command_line = shlex.join(redactions.argv([sys.executable, *sys.argv]))
         self.rank = ranks.rank
         self.run_dir = Path(save_dir).absolute() / safe_name(experiment) / run_id
         self.prov_path = prov_file(self.run_dir, self.rank)
@@ -66,7 +70,7 @@ class Run(MetricDirectives, FileDirectives):
             local_rank=ranks.local_rank, world_size=ranks.world_size, launcher=ranks.launcher,
             collect_all_processes=collect_all_processes,
             host=socket.gethostname(), pid=os.getpid(),
-            command_line=shlex.join([sys.executable, *sys.argv]), start_time=_now(),
+            command_line=command_line, start_time=_now(), redacted=redactions.items,
         ))
         self.pid = os.getpid()
         self._lock = threading.RLock()
@@ -176,7 +180,7 @@ class Run(MetricDirectives, FileDirectives):
                 self.record.touch_context(series.context, series.last_time)
                 series.sha256 = sha256_of(series.path)
         try:
-            self.record.environment = capture_environment()
+            self.record.environment = capture_environment(self._keep_in_clear)
             gpu = self._collectors.get("gpu")
             if gpu is not None:
                 self.record.environment["accelerators"] += gpu.describe()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .capture.secrets import Redactions, redact_text
 from .context import Context, as_context
 from .errors import ArtifactError, ParamConflictError
 from .record import DatasetInfo, FileEntity, ModelVersion, Param
@@ -70,6 +71,11 @@ class FileDirectives:
         self._record_params({key: _checked_param(key, value) for key, value in params.items()})
 
     def _record_params(self: "Run", checked: dict[str, Any]) -> None:
+        hidden: dict[str, list[str]] = {}
+        for key, value in checked.items():  # before anything is journaled: secrets never reach the disk
+            redactions = Redactions(self._keep_in_clear)
+            checked[key] = redactions.value(f"param {key}", key, value)
+            hidden[key] = redactions.items
         with self._lock:
             self._check_open("log_param")
             for key, value in checked.items():
@@ -84,8 +90,9 @@ class FileDirectives:
             for key, value in checked.items():
                 if key in self.record.params:
                     continue
-                param = Param(key, value, _now())
-                self.journal.write("param", key=key, value=value, time=param.time, value_type=type(value).__name__)
+                param = Param(key, value, _now(), hidden[key])
+                self.journal.write("param", key=key, value=value, time=param.time, value_type=type(value).__name__,
+                                   redacted=param.redacted)
                 self.record.params[key] = param
 
     def log_artifact(self: "Run", artifact_path: str | os.PathLike, context: Context | str | None = None,
@@ -99,6 +106,9 @@ class FileDirectives:
         when = _now() if timestamp is None else as_time(timestamp)
         ctx = as_context(context).name if context is not None else None
         name = name if name is not None else source.name
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise ArtifactError(f"artifact name {name!r} must be non-empty text without NUL characters")
+        name = redact_text(name)[0]  # before it becomes a path: a secret in a name never reaches the disk
         if copy:
             with self._lock:
                 target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}", name))
@@ -109,15 +119,16 @@ class FileDirectives:
                     shutil.copytree(source, placeholder, symlinks=True)
                 else:
                     shutil.copyfile(source, placeholder)
+                    shutil.copymode(source, placeholder)  # a 0600 key stays 0600 (copytree keeps modes too)
                 placeholder.replace(target)
             stored = target.relative_to(self.run_dir).as_posix()
         else:
             target = source.resolve()
             stored = str(target)
         size, digest = _tree_size_and_sha(target)
-        item = FileEntity(name=name, path=stored, size=size, sha256=digest, time=when, context=ctx,
-                          step=None if step is None else as_step(step, name), is_input=is_input,
-                          original_path=str(source.resolve()))
+        item = FileEntity(name=name, path=stored, size=size, sha256=digest,
+                          time=when, context=ctx, step=None if step is None else as_step(step, name),
+                          is_input=is_input, original_path=redact_text(str(source.resolve()))[0])
         self._add_file("artifact", item, self.record.artifacts)
         return item
 

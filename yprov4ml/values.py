@@ -18,7 +18,10 @@ def as_metric_value(value: object, key: str) -> float:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float64 (10**400)
+            raise InvalidMetricError(f"metric {key!r}: the integer value does not fit in a float64") from None
     item = getattr(value, "item", None)  # numpy / torch scalars and one-element tensors
     if callable(item) and not isinstance(value, (str, bytes)):
         try:
@@ -52,6 +55,8 @@ def as_time(value: object) -> float:
 
 def param_value(value: Any) -> Any:
     """Parameters keep their type when JSON has one; numpy/torch scalars become numbers, objects text."""
+    if isinstance(value, int) and not isinstance(value, bool) and not STEP_MIN <= value < STEP_MAX:
+        return str(value)  # beyond int64: PROV's integer types and most readers stop there; kept exactly as text
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, (list, tuple, dict)):

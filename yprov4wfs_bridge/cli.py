@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from yprov4ml.errors import YProvError
+
 from .errors import WorkflowError
 
 
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except WorkflowError as exc:
+    except (WorkflowError, YProvError, OSError) as exc:  # bad input: a message, never a traceback
         print(f"yprov4wfs-bridge {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -20,12 +20,15 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from yprov4ml.prov.decode import RankDocument
 from yprov4ml.prov.document import VOCABULARY
+from yprov4ml.storage.names import safe_name
 from yprov4ml.version import __version__
+
+from .runs import document_files
 
 PROFILES = {
     "process": "https://w3id.org/ro/wfrun/process/0.5",
@@ -112,6 +115,9 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
     root["datePublished"] = datetime.now(timezone.utc).isoformat()
 
     def add_file(source: Path, dest: str, properties: dict[str, Any]) -> Any:
+        parts = PurePosixPath(dest).parts
+        if PurePosixPath(dest).is_absolute() or ".." in parts or not parts:
+            raise ValueError(f"crate path {dest!r} would leave the crate")  # a bug, never user input
         size = source.stat().st_size
         props = {"contentSize": str(size), **properties}
         if options.reference_over_bytes is not None and size > options.reference_over_bytes:
@@ -192,18 +198,17 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
                                                         "object": _ref(action)}))
 
         for doc in task_docs:
-            run_dir = doc.path.parent
-            base = f"runs/{task['id']}/{doc.run_id}"
+            run_dir = doc.path.parent.resolve()
+            base = f"runs/{task['id']}/{safe_name(doc.run_id)}"  # a run id read from a file names no path
             add_file(doc.path, f"{base}/{doc.path.name}", {
                 "name": f"PROV-JSON of run {doc.run_id} rank {doc.rank}", "encodingFormat": "application/json",
                 "conformsTo": {"@id": "https://www.w3.org/submissions/prov-json/"}, "about": _ref(action)})
-            for entity in doc.data.get("entity", {}).values():
-                kind, location = entity.get("prov:type"), entity.get("prov:location")
+            for kind, location, source in document_files(doc):
                 wanted = (kind == "yprov:MetricSeries" and options.include_metrics) or \
                     (kind == "yprov:ModelVersion" and options.include_models)
-                if wanted and isinstance(location, str) and (run_dir / location).is_file():
-                    add_file(run_dir / location, f"{base}/{location}", {
-                        "name": str(entity.get("prov:label", location)), "about": _ref(action),
+                if wanted and source is not None and source.is_file():  # outside locations are gaps already
+                    add_file(source, f"{base}/{source.relative_to(run_dir).as_posix()}", {
+                        "name": location, "about": _ref(action),
                         "encodingFormat": "application/x-yprov4ml-metric" if kind == "yprov:MetricSeries"
                         else "application/octet-stream"})
 

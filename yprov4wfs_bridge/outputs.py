@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from yprov4ml.errors import DocumentError
+from yprov4ml.storage.files import read_json
 
 from .bundle import write_bundle
 from .crate import CrateOptions, build_crate
+from .errors import WorkflowError
 from .graph import MultiLevelGraph, build_graph, write_picture
 from .provwf import workflow_document
 from .runs import Attachments, collect
-from .errors import WorkflowError
-from .workflow import MANIFEST, WORKFLOW_PROV
+from .workflow import MANIFEST, VALID_ID, WORKFLOW_PROV
 
 BUNDLE = "bundle.prov.json"
 GRAPH = "graph.dot"
@@ -35,9 +39,32 @@ def load_manifest(workflow_dir: Path) -> dict:
     if not path.is_file():
         raise WorkflowError(f"{workflow_dir} is not a workflow directory: no {MANIFEST} in it")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise WorkflowError(f"{path}: not readable JSON ({exc})") from None
+        manifest = read_json(path)
+    except DocumentError as exc:
+        raise WorkflowError(str(exc)) from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise WorkflowError(f"{path}: not a workflow manifest ({problem})")
+    return manifest
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What makes ``manifest`` unusable as a workflow manifest, or None."""
+    if not isinstance(manifest, dict):
+        return "the top level is not an object"
+    for key, kind in (("id", str), ("name", str), ("tasks", list), ("data", list), ("agents", list)):
+        if not isinstance(manifest.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    for task in manifest["tasks"]:
+        if not isinstance(task, dict) or not isinstance(task.get("id"), str) or not VALID_ID.match(task["id"]):
+            return f"a task is malformed or has an unsafe id: {str(task)[:80]}"
+        for key in ("inputs", "outputs", "agents", "attached"):
+            if not isinstance(task.get(key, []), list) or not all(isinstance(v, str) for v in task.get(key, [])):
+                return f"task {task['id']}: {key!r} must be a list of names"
+    for item in manifest["data"] + manifest["agents"]:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            return f"a data item or agent is malformed: {str(item)[:80]}"
+    return None
 
 
 def build(workflow_dir: str | Path, crate: bool = True, svg: bool = True,

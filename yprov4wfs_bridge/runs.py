@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from yprov4ml.errors import DocumentError
+from yprov4ml.distributed.ranks import missing_ranks
 from yprov4ml.parent import REGISTRY
-from yprov4ml.prov.decode import RankDocument, load_rank_document
+from yprov4ml.prov.decode import RankDocument, load_rank_document, prov_type
+from yprov4ml.storage.files import resolve_inside
 from yprov4ml.storage.layout import rank_documents
 
 from .errors import WorkflowError
@@ -22,6 +24,31 @@ class Attachments:
 
     def of_task(self, task_id: str) -> list[RankDocument]:
         return [d for d in self.documents if d.task_id == task_id]
+
+
+FILE_TYPES = ("yprov:MetricSeries", "yprov:ModelVersion", "yprov:Artifact")
+
+
+def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
+    """(prov:type, location, resolved path or None) of every file a rank document names.
+
+    A location resolves only inside the document's run directory, symlinks
+    included; one that would leave it (``/etc/passwd``, ``../../x``, a link to
+    ``/etc/shadow``) resolves to None and is never read or copied.
+    """
+    out = []
+    for entity in (doc.data.get("entity") or {}).values():
+        kind = prov_type(entity)
+        location = entity.get("prov:location") if isinstance(entity, dict) else None
+        if kind in FILE_TYPES and isinstance(location, str):
+            out.append((kind, location, resolve_inside(doc.path.parent, location)))
+    return out
+
+
+def outside_locations(doc: RankDocument) -> list[str]:
+    """The files of a document refused because they lie outside its run directory."""
+    return [f"{kind} location {location!r} lies outside the run directory {doc.path.parent}: refused"
+            for kind, location, path in document_files(doc) if path is None]
 
 
 def _rank_files(path: Path) -> list[Path]:
@@ -44,6 +71,22 @@ def check_attachable(path: Path) -> Path:
     return path.resolve()
 
 
+_EVENT_FIELDS = {"event": str, "task_id": str, "run_id": str, "rank": int, "run_dir": str, "prov_path": str}
+
+
+def _registry_event(line: str) -> dict[str, Any] | None:
+    """One line of ``runs.jsonl``, or None when it is damaged or not an event of the expected shape."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict) or event.get("event") not in ("start", "end"):
+        return None
+    if not all(isinstance(event.get(k), kind) for k, kind in _EVENT_FIELDS.items()):
+        return None
+    return event
+
+
 def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
     """Every rank document of every task: registered by the runs themselves, or attached by hand."""
     found = Attachments()
@@ -53,10 +96,9 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
     paths: list[tuple[str, Path]] = []
     if registry.is_file():
         for line in registry.read_text(encoding="utf-8").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                found.gaps.append(f"{registry}: a damaged line was skipped")
+            event = _registry_event(line)
+            if event is None:
+                found.gaps.append(f"{registry}: a damaged line was skipped: {line[:80]!r}")
                 continue
             if event.get("execution_id", "") != manifest.get("execution_id", ""):
                 continue  # a run of an earlier execution written into the same directory
@@ -89,12 +131,16 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
             continue
         seen.add((doc.run_id, doc.rank))
         found.documents.append(doc)
+        found.gaps += [f"task {task_id}: run {doc.run_id} rank {doc.rank}: {problem}" for problem in
+                       outside_locations(doc)]
     for run_id in sorted({d.run_id for d in found.documents}):
         ranks = [d for d in found.documents if d.run_id == run_id]
-        missing = sorted(set(range(max(d.world_size for d in ranks))) - {d.rank for d in ranks})
+        world = max(d.world_size for d in ranks)
+        count, first = missing_ranks(world, (d.rank for d in ranks))
         # With collect_all_processes=False only rank 0 writes a document: the others are not missing.
-        if missing and ranks[0].run.get("collect_all_processes"):
+        if count and ranks[0].run.get("collect_all_processes"):
+            listed = f"{first}" + (f" and {count - len(first)} more" if count > len(first) else "")
             found.gaps.append(f"task {ranks[0].task_id}: run {run_id} is missing the documents of ranks "
-                              f"{missing} (of {max(d.world_size for d in ranks)})")
+                              f"{listed} (of {world})")
     found.documents.sort(key=lambda d: (d.task_id, d.run_id, d.rank))
     return found

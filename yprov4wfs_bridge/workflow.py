@@ -32,11 +32,11 @@ from .runs import check_attachable
 
 MANIFEST = "workflow.json"
 WORKFLOW_PROV = "workflow.prov.json"
-_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+VALID_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")  # task, data and workflow ids: safe as names and paths
 
 
 def _check_id(kind: str, identifier: str) -> str:
-    if not isinstance(identifier, str) or not _ID.match(identifier):
+    if not isinstance(identifier, str) or not VALID_ID.match(identifier):
         raise WorkflowError(f"{kind} id {identifier!r} must use letters, digits, '_', '.' or '-'")
     return identifier
 

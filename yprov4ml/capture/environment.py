@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -13,30 +12,23 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..storage.files import sha256_of
+from .secrets import REDACTED, Redactions, is_secret_name, keep_in_clear_names, redact_text
 
-SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
-REDACTED = "<redacted>"
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
-
-
-def is_secret_name(name: str) -> bool:
-    """True for variable names that look like they hold a secret (API_TOKEN, DB_PASSWORD, ...)."""
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
-
+__all__ = ["REDACTED", "is_secret_name", "environment_variables", "redact_url_credentials", "capture_environment",
+           "capture_source", "installed_packages"]
 
 def redact_url_credentials(text: str) -> str:
-    """Hide ``user:password@`` in URLs (git remotes, proxy settings)."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>" + REDACTED + "@", text)
+    """Hide ``user:password@`` in URLs (git remotes, proxy settings) and other secret-shaped text."""
+    return redact_text(text)[0]
 
 
-def environment_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """All environment variables, with the values of secret-looking names redacted."""
+def environment_variables(environ: Mapping[str, str] | None = None,
+                          redactions: Redactions | None = None) -> dict[str, str]:
+    """All environment variables, secrets hidden by name and by value shape (noted in ``redactions``)."""
     environ = os.environ if environ is None else environ
-    return {
-        name: REDACTED if is_secret_name(name) else redact_url_credentials(value)
-        for name, value in sorted(environ.items())
-    }
+    redactions = redactions if redactions is not None else Redactions(keep_in_clear_names())
+    return {name: redactions.value(f"environment variable {name}", name, value)
+            for name, value in sorted(environ.items())}
 
 
 def installed_packages() -> list[str]:
@@ -81,12 +73,15 @@ def python_and_os() -> dict[str, Any]:
     }
 
 
-def capture_environment() -> dict[str, Any]:
-    """The environment entity's attributes."""
+def capture_environment(keep_in_clear: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The environment entity's attributes (secrets hidden; ``redacted`` says which)."""
     facts = python_and_os()
     facts["packages"] = installed_packages()
     facts["accelerators"] = accelerators()
-    facts["environment_variables"] = environment_variables()
+    redactions = Redactions(keep_in_clear)
+    facts["environment_variables"] = environment_variables(redactions=redactions)
+    if redactions.items:
+        facts["redacted"] = redactions.items
     return facts
 
 

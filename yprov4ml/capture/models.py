@@ -53,6 +53,7 @@ def save_model(model: object, target: Path) -> None:
             if not source.is_file():
                 raise FileNotFoundError(f"model checkpoint {source} does not exist: save it first or pass the model object")
             shutil.copyfile(source, tmp)
+            shutil.copymode(source, tmp)  # a 0600 checkpoint stays 0600
         elif callable(getattr(model, "state_dict", None)):
             import torch
 

@@ -19,7 +19,8 @@ from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 
 from ..prov.decode import attributes, run_activity
 from ..prov.document import literal, new_document, run_activity_id, timestamp, to_json
-from ..storage.files import atomic_write_text, sha256_of
+from ..errors import DocumentError
+from ..storage.files import atomic_write_text, read_json, sha256_of
 from ..storage.layout import COLLECTION_FILE, prov_file
 TIMEOUT_VARIABLE = "YPROV4ML_COLLECTION_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
@@ -63,7 +64,10 @@ def wait_for_collection(run_dir: Path, timeout_s: float, poll_s: float = 0.2) ->
 
 def _run_activity(path: Path) -> dict[str, Any]:
     """The decoded run activity of a rank document ({} when it has none)."""
-    found = run_activity(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        found = run_activity(read_json(path))
+    except DocumentError:  # a damaged rank document: its rank is listed with an UNKNOWN status
+        return {}
     return attributes(found[1]) if found else {}
 
 

@@ -28,6 +28,7 @@ from ..prov.document import RUN_NAMESPACE, VOCABULARY
 from ..prov.validate import count_records
 from ..storage.files import atomic_write_text, sha256_of
 from ..storage.layout import COLLECTION_FILE, rank_documents
+from .ranks import missing_ranks
 
 
 class MergeError(DocumentError):
@@ -175,7 +176,8 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         element: dict[str, Any] = {
             "prov:type": "yprov:DistributedRun", "prov:label": f"run {run_id} ({len(ranks)} of {world} ranks)",
             "yprov:run_id": run_id, "yprov:world_size": _typed(world), "yprov:ranks_merged": _typed(len(ranks)),
-            "yprov:missing_ranks": json.dumps(sorted(set(range(world)) - present)),
+            "yprov:missing_ranks": json.dumps(missing_ranks(world, present, most=1024)[1]),
+            "yprov:missing_count": _typed(missing_ranks(world, present, most=0)[0]),
         }
         starts = [d.run["prov:startTime"] for d in ranks if "prov:startTime" in d.run]
         ends = [d.run["prov:endTime"] for d in ranks if "prov:endTime" in d.run]
@@ -228,7 +230,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "prov-merge") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         result = merge(args.inputs, args.output, force=args.force, progress=False if args.no_progress else None)
-    except MergeError as exc:
+    except (MergeError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     if args.json:

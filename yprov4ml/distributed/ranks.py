@@ -20,7 +20,7 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from ..errors import YProvError
 
@@ -157,6 +157,22 @@ def resolve_ranks(rank: int | None = None, world_size: int | None = None,
         raise ValueError(f"start_run(rank={rank}, world_size={world_size}) contradicts MPI, where this process is "
                          f"rank {comm.Get_rank()} of {comm.Get_size()}; leave them out under mpiexec/srun")
     return RankInfo(rank, world_size, ranks.local_rank, ranks.launcher, ranks.job_id)
+
+
+def missing_ranks(world_size: int, present: Iterable[int], most: int = 64) -> tuple[int, list[int]]:
+    """How many of ranks ``0..world_size-1`` are absent from ``present``, and the first ``most`` of them.
+
+    Nothing is sized by ``world_size`` (a figure read from a file): the walk
+    stops once ``most`` absent ranks are found.
+    """
+    have = {r for r in present if isinstance(r, int) and 0 <= r < world_size}
+    first = []
+    rank = 0
+    while rank < world_size and len(first) < most:
+        if rank not in have:
+            first.append(rank)
+        rank += 1
+    return world_size - len(have), first
 
 
 def rank_zero_only(method):

@@ -37,6 +37,7 @@ def build_document(record: RunRecord) -> ProvDocument:
         "collect_all_processes": info.collect_all_processes,
         "host": info.host, "pid": info.pid, "command_line": info.command_line,
         "wall_time_s": (info.end_time - info.start_time) if info.end_time else None,
+        "redacted": (info.redacted + record.environment.get("redacted", [])) or None,
         **(record.resource_usage or {}),
     })
     if info.parent_task:
@@ -69,6 +70,8 @@ def build_document(record: RunRecord) -> ProvDocument:
     for key, param in sorted(record.params.items()):
         value = param.value
         attrs = {PROV_TYPE: "yprov:Parameter", PROV_LABEL: key, "yprov:key": key, "yprov:value": literal(value)}
+        if param.redacted:
+            attrs["yprov:redacted"] = literal(param.redacted)
         if not isinstance(value, (bool, int, float, str)):
             attrs["yprov:value_type"] = type(value).__name__
         doc.used(run, doc.entity(f"run:rank-{rank}/param/{param_names.name(key)}", attrs), timestamp(param.time))

@@ -6,15 +6,16 @@ through these functions, so a document is understood the same way everywhere.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DocumentError
+from ..storage.files import read_json
 from .validate import schema_errors
 
 RUN_TYPE = "yprov:RunExecution"
+MAX_WORLD_SIZE = 1 << 20  # ranks; a larger figure read from a file is refused before anything is sized by it
 _INTEGER_TYPES = {"xsd:int", "xsd:integer", "xsd:long", "xsd:short", "xsd:nonNegativeInteger",
                   "xsd:unsignedInt", "xsd:unsignedLong", "xsd:positiveInteger"}
 
@@ -26,10 +27,13 @@ def decode(value: Any) -> Any:
     if not isinstance(value, dict) or "$" not in value:
         return value
     text, kind = value["$"], value.get("type", "")
-    if kind in ("xsd:double", "xsd:float", "xsd:decimal"):
-        return float(text)
-    if kind in _INTEGER_TYPES:
-        return int(text)
+    try:
+        if kind in ("xsd:double", "xsd:float", "xsd:decimal"):
+            return float(text)
+        if kind in _INTEGER_TYPES:
+            return int(text)
+    except (TypeError, ValueError):  # a typed literal whose text is not of its type: keep the text
+        return text
     if kind == "xsd:boolean":
         return text in ("true", "1")
     return text
@@ -37,6 +41,8 @@ def decode(value: Any) -> Any:
 
 def attributes(element: dict[str, Any]) -> dict[str, Any]:
     """``{"yprov:count": {...}}`` → ``{"count": 3}`` for the yprov vocabulary; prov: keys kept as is."""
+    if not isinstance(element, dict):
+        return {}
     out = {}
     for key, value in element.items():
         name = key.split(":", 1)[1] if key.startswith("yprov:") else key
@@ -89,35 +95,44 @@ def rank_document(path: Path, data: dict[str, Any], task_id: str | None = None) 
         raise DocumentError(f"{path}: not a yprov4ml run document (no activity of prov:type {RUN_TYPE})")
     identifier, element = found
     run = attributes(element)
-    if not isinstance(run.get("run_id"), str) or not isinstance(run.get("rank"), int):
+    rank, world = run.get("rank"), run.get("world_size", 1)
+    if not isinstance(run.get("run_id"), str) or not isinstance(rank, int) or isinstance(rank, bool):
         raise DocumentError(f"{path}: the run activity {identifier} lacks a run_id or an integer rank")
-    doc = RankDocument(path, data, run["run_id"], run["rank"], run, int(run.get("world_size", 1)), task_id=task_id)
+    if not isinstance(world, int) or isinstance(world, bool) or not 1 <= world <= MAX_WORLD_SIZE or \
+            not 0 <= rank < world:
+        raise DocumentError(f"{path}: the run activity {identifier} has rank {rank!r} of world size {world!r}; "
+                            f"a world size is a whole number from 1 to {MAX_WORLD_SIZE}, above the rank")
+    doc = RankDocument(path, data, run["run_id"], rank, run, world, task_id=task_id)
     for entity_id, entity in (data.get("entity") or {}).items():
         if prov_type(entity) == "yprov:MetricSeries":
             attrs = attributes(entity)
+            count = attrs.get("count") or 0
+            if not isinstance(count, int) or count < 0:
+                raise DocumentError(f"{path}: metric series {entity_id} has count {count!r}")
             doc.metrics[str(attrs["key"]), str(attrs["context"])] = {
                 "id": entity_id, "last": attrs.get("last_value"), "min": attrs.get("min"),
-                "max": attrs.get("max"), "count": int(attrs.get("count") or 0),
+                "max": attrs.get("max"), "count": count,
             }
     return doc
 
 
-def load_rank_document(path: Path, task_id: str | None = None) -> RankDocument:
-    """Read and check one file: JSON, valid under the PROV-JSON schema, with a yprov4ml run activity."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise DocumentError(f"{path}: not a text file (PROV-JSON is UTF-8 JSON)") from None
-    except ValueError as exc:
-        raise DocumentError(f"{path}: invalid JSON ({exc})") from None
-    except OSError as exc:
-        raise DocumentError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+def checked_schema(path: Path, data: Any) -> dict[str, Any]:
+    """``data`` when it is a PROV-JSON object valid under the W3C schema; DocumentError otherwise."""
     if not isinstance(data, dict):
         raise DocumentError(f"{path}: not PROV-JSON (the top level must be an object with PROV record types)")
-    problems = schema_errors(data)
+    try:
+        problems = schema_errors(data)
+    except RecursionError:
+        raise DocumentError(f"{path}: nested too deeply to be a PROV-JSON document") from None
     if problems:
         raise DocumentError(f"{path}: not valid PROV-JSON ({problems[0]}"
                             f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
+    return data
+
+
+def load_rank_document(path: Path, task_id: str | None = None) -> RankDocument:
+    """Read and check one file: JSON, valid under the PROV-JSON schema, with a yprov4ml run activity."""
+    data = checked_schema(path, read_json(path))
     try:
         return rank_document(path, data, task_id)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:

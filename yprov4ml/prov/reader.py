@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotARunError
-from ..storage.files import resolve_inside
+from ..storage.files import read_json, resolve_inside
 from ..storage.layout import prov_file, rank_documents
 from ..storage.metric_file import MetricData, read_metric_file
-from .decode import attributes, prov_type, run_activity
+from ..errors import DocumentError
+from .decode import attributes, checked_schema, prov_type, rank_document
 
 __all__ = ["RunView", "load_run", "rank_documents", "find_prov_file", "DamagedRunWarning"]
 
@@ -70,54 +71,63 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
     """Read a run directory (or one of its ``prov.rankN.json`` files)."""
     prov_path = find_prov_file(Path(path), rank)
     try:
-        doc = json.loads(prov_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise NotARunError(f"{prov_path} is not readable PROV-JSON: {exc}") from None
-    found = run_activity(doc)
-    if found is None:
-        raise NotARunError(f"{prov_path} holds no yprov4ml run activity (prov:type yprov:RunExecution)")
-    run_id, run_element = found
-    info = attributes(run_element)
-    run_dir = prov_path.parent
+        doc = checked_schema(prov_path, read_json(prov_path))
+        found = rank_document(prov_path, doc)
+    except DocumentError as exc:
+        raise NotARunError(str(exc)) from None
+    info = found.run
     view = RunView(
-        run_dir=run_dir, prov_path=prov_path, run_id=info.get("run_id", run_id), experiment=info.get("experiment", ""),
-        status=info.get("status", "UNKNOWN"), rank=int(info.get("rank", 0)), world_size=int(info.get("world_size", 1)),
+        run_dir=prov_path.parent, prov_path=prov_path, run_id=found.run_id, experiment=str(info.get("experiment", "")),
+        status=str(info.get("status", "UNKNOWN")), rank=found.rank, world_size=found.world_size,
         start_time=info.get("prov:startTime"), end_time=info.get("prov:endTime"), error=info.get("error"), run=info,
     )
-    for element in doc.get("entity", {}).values():
-        kind, attrs = prov_type(element), attributes(element)
-        if kind == "yprov:Parameter":
-            value = attrs.get("value")
-            if attrs.get("value_type") and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    pass
-            view.params[attrs.get("key", attrs.get("prov:label"))] = value
-        elif kind == "yprov:MetricSeries":
-            data = _metric_series(view, attrs)
-            if data is not None:
-                view.metrics[attrs["key"], attrs["context"]] = data
-        elif kind == "yprov:Artifact":
-            view.artifacts.append(attrs)
-        elif kind == "yprov:ModelVersion":
-            view.models.append(attrs)
-        elif kind == "yprov:Dataset":
-            view.datasets.append(attrs)
-        elif kind == "yprov:SourceCode":
-            view.source = attrs
-        elif kind == "yprov:Environment":
-            view.environment = attrs
-    view.models.sort(key=lambda m: (m.get("model_name", ""), m.get("version", 0)))
+    for identifier, element in doc.get("entity", {}).items():
+        try:
+            _read_entity(view, prov_type(element), attributes(element))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, NotARunError):
+                raise
+            view.problems.append(f"entity {identifier} is malformed ({type(exc).__name__}: {exc}); it was skipped")
+    view.models.sort(key=lambda m: (str(m.get("model_name", "")), m.get("version", 0)
+                                    if isinstance(m.get("version"), int) else 0))
     if view.problems:
         warnings.warn(f"{prov_path}: " + "; ".join(view.problems), DamagedRunWarning, stacklevel=2)
     return view
 
 
+def _read_entity(view: RunView, kind: str, attrs: dict[str, Any]) -> None:
+    """Fold one entity of a rank document into the view."""
+    if kind == "yprov:Parameter":
+        value = attrs.get("value")
+        if attrs.get("value_type") and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError):
+                pass
+        view.params[attrs.get("key", attrs.get("prov:label"))] = value
+    elif kind == "yprov:MetricSeries":
+        data = _metric_series(view, attrs)
+        if data is not None:
+            view.metrics[attrs["key"], attrs["context"]] = data
+    elif kind == "yprov:Artifact":
+        view.artifacts.append(attrs)
+    elif kind == "yprov:ModelVersion":
+        view.models.append(attrs)
+    elif kind == "yprov:Dataset":
+        view.datasets.append(attrs)
+    elif kind == "yprov:SourceCode":
+        view.source = attrs
+    elif kind == "yprov:Environment":
+        view.environment = attrs
+
+
 def _metric_series(view: RunView, attrs: dict[str, Any]) -> MetricData | None:
     """One series read back and checked against the count its document records (problems noted)."""
     key, context, count = attrs["key"], attrs["context"], int(attrs.get("count") or 0)
-    location = resolve_inside(view.run_dir, str(attrs.get("prov:location", "")))
+    if not isinstance(attrs.get("prov:location"), str):
+        view.problems.append(f"metric {key!r} ({context}): it names no file (prov:location); it was not read")
+        return None
+    location = resolve_inside(view.run_dir, attrs["prov:location"])
     if location is None:
         view.problems.append(f"metric {key!r} ({context}): its location {attrs.get('prov:location')!r} is outside "
                              "the run directory; it was not read")

@@ -10,6 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..errors import DocumentError
+from ..storage.files import read_json
+
 _NOT_RECORDS = {"prefix", "bundle"}
 
 
@@ -101,8 +104,12 @@ def validate_document(data: dict[str, Any], path: str = "<document>") -> Validat
 
     from prov.serializers.provjson import ProvJSONSerializer
 
-    report = ValidationReport(path=path, json_records=count_records(data))
-    report.schema_errors = schema_errors(data)
+    try:
+        report = ValidationReport(path=path, json_records=count_records(data))
+        report.schema_errors = schema_errors(data)
+    except RecursionError:
+        report = ValidationReport(path=path, prov_error="nested too deeply to be a PROV-JSON document")
+        return report
     import warnings
 
     try:
@@ -126,8 +133,8 @@ def validate_file(path: str | os.PathLike) -> ValidationReport:
     """Validate a PROV-JSON file; unreadable or non-JSON files give a report with the reason."""
     report = ValidationReport(path=str(path))
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = read_json(Path(path))
+    except DocumentError as exc:
         report.prov_error = f"cannot read JSON: {exc}"
         return report
     if not isinstance(data, dict):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, DocumentError
+
+MAX_DOCUMENT_BYTES = 1 << 28  # 256 MiB: checked before a JSON document is read into memory
 
 _CHUNK = 1 << 20
 
@@ -67,3 +71,24 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
     base = root.resolve()
     target = (base / relative).resolve()
     return target if target.is_relative_to(base) else None
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file read from outside; DocumentError naming the file when it is unreadable, not
+    UTF-8 JSON, larger than ``MAX_DOCUMENT_BYTES`` or nested too deeply to parse."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise DocumentError(f"{path}: {size} bytes, more than the {MAX_DOCUMENT_BYTES} a PROV-JSON document "
+                                "may have here; is it the right file?")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DocumentError(f"{path}: not a text file (PROV-JSON is UTF-8 JSON)") from None
+    except RecursionError:
+        raise DocumentError(f"{path}: nested too deeply to be a PROV-JSON document") from None
+    except ValueError as exc:  # invalid JSON, an integer of thousands of digits
+        if isinstance(exc, DocumentError):
+            raise
+        raise DocumentError(f"{path}: invalid JSON ({exc})") from None
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read it ({exc.strerror or exc})") from None

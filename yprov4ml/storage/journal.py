@@ -58,7 +58,7 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
                 return
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(event, dict) and "event" in event:
                 yield event

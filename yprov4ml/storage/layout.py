@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 COLLECTION_FILE = "collection.json"
-_RANK_FILE = re.compile(r"^prov\.rank(\d+)\.json$")
+_RANK_FILE = re.compile(r"^prov\.rank(\d+)\.json\Z")
 
 
 def prov_file(run_dir: Path, rank: int) -> Path:

@@ -15,8 +15,8 @@ import re
 
 MAX_READABLE = 64  # characters of the user's text kept in a name (file names stay far below 255 bytes)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
-_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_DERIVED = re.compile(r"-[0-9a-f]{8,40}$")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")  # fullmatch: "$" would accept a trailing newline
+_DERIVED = re.compile(r"-[0-9a-f]{8,40}\Z")
 
 
 def _digest(text: str, length: int) -> str:
@@ -25,7 +25,7 @@ def _digest(text: str, length: int) -> str:
 
 def safe_name(text: str, digest_length: int = 8) -> str:
     """A QName-safe, file-name-safe form of ``text`` (the original is kept by callers as ``prov:label``)."""
-    if (len(text) <= MAX_READABLE and _PLAIN.match(text) and not text.endswith(".")
+    if (len(text) <= MAX_READABLE and _PLAIN.fullmatch(text) and not text.endswith(".")
             and not _DERIVED.search(text)):
         return text
     readable = _UNSAFE.sub("_", text)[:MAX_READABLE].strip(".").lstrip("-") or "_"

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import NotARunError
+from ..errors import DocumentError, NotARunError, YProvError
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -103,11 +103,19 @@ def _graph(args: argparse.Namespace) -> int:
 
     from prov.serializers.provjson import ProvJSONSerializer
 
+    from ..prov.decode import checked_schema
     from ..prov.reader import find_prov_file
     from ..prov.render import write_dot, write_svg
+    from ..storage.files import read_json
 
     source = find_prov_file(Path(args.run), args.rank)
-    doc = ProvJSONSerializer().deserialize(io.StringIO(source.read_text(encoding="utf-8")))
+    try:
+        data = checked_schema(source, read_json(source))
+        doc = ProvJSONSerializer().deserialize(io.StringIO(json.dumps(data)))
+    except DocumentError as exc:
+        raise NotARunError(str(exc)) from None
+    except Exception as exc:  # prov raises many kinds on a schema-valid but unusual document
+        raise NotARunError(f"{source}: prov cannot read it ({type(exc).__name__}: {exc})") from None
     out = Path(args.output) if args.output else source.with_name(f"graph.rank{args.rank}.dot")
     dot = write_dot(doc, out.with_suffix(".dot"))
     print(dot)
@@ -244,12 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (NotARunError, FileNotFoundError) as exc:
-        print(f"yprov4ml {args.command}: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `yprov4ml show RUN | head -1`: the reader has gone, as with any Unix tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (YProvError, OSError, KeyError, ValueError) as exc:  # bad input: a message, never a traceback
+        print(f"yprov4ml {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

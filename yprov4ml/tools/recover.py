@@ -54,7 +54,7 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     for event in events[1:]:
         kind = event.get("event")
         if kind == "param":
-            record.params[event["key"]] = Param(event["key"], event["value"], event["time"])
+            record.params[event["key"]] = Param(event["key"], event["value"], event["time"], event.get("redacted") or [])
         elif kind == "metric":
             series = MetricSeries.from_file(run_dir / event["path"], event["path"], event["key"], event["context"],
                                             rank, event.get("unit"))
