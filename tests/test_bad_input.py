@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
+from yprov4ml.prov.decode import prov_type
 from yprov4ml import errors
 
 from conftest import assert_valid_prov
@@ -156,7 +157,7 @@ def test_artifact_with_the_same_name_twice_keeps_both(save_dir, tmp_path):
     assert stored == ["artifacts/rank0/plot-2.png", "artifacts/rank0/plot.png"]
     assert (run.run_dir / stored[0]).read_bytes() == b"epoch 2"
     doc = assert_valid_prov(run.prov_path)
-    assert len([e for e in doc["entity"].values() if e["prov:type"] == "yprov:Artifact"]) == 2
+    assert len([e for e in doc["entity"].values() if prov_type(e) == "yprov:Artifact"]) == 2
 
 
 def test_prov_json_is_replaced_atomically(save_dir, monkeypatch):

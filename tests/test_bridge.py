@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
+from yprov4ml.prov.decode import prov_type
 from yprov4wfs_bridge import Workflow, WorkflowError, build, build_graph, read_bundle, validate_crate
 from yprov4wfs_bridge.runs import collect
 
@@ -31,9 +32,9 @@ def pipeline(tmp_path_factory):
 def test_pipeline_bundle_is_valid_prov(pipeline):
     doc = assert_valid_prov(pipeline / "bundle.prov.json")
     assert_valid_prov(pipeline / "workflow.prov.json")
-    tasks = {k for k, v in doc["activity"].items() if v["prov:type"] == "yprov:Task"}
+    tasks = {k for k, v in doc["activity"].items() if prov_type(v) == "yprov:Task"}
     assert tasks == {"wf:task/preprocess", "wf:task/train", "wf:task/evaluate"}
-    bundles = {k: v for k, v in doc["entity"].items() if v["prov:type"] == "yprov:RunBundle"}
+    bundles = {k: v for k, v in doc["entity"].items() if prov_type(v) == "yprov:RunBundle"}
     assert sorted(v["yprov:task_id"] for v in bundles.values()) == ["evaluate", "train", "train"]
     linked = {(r["prov:entity"], r["prov:activity"]) for r in doc["wasGeneratedBy"].values()}
     for identifier, attrs in bundles.items():
@@ -261,3 +262,13 @@ def test_a_rerun_into_the_same_directory_attaches_only_its_own_runs(tmp_path):
     assert [d.run_id for d in result.attachments.documents] == [second]
     assert first not in result.bundle.read_text()
     assert not result.gaps
+
+
+def test_the_bundle_types_its_records_as_qualified_names(pipeline):
+    def types(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from ([value] if key == "prov:type" else types(value))
+
+    found = list(types(json.loads((pipeline / "bundle.prov.json").read_text())))
+    assert len(found) > 20 and all(isinstance(t, dict) and t["type"] == "xsd:QName" for t in found)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
+from yprov4ml.prov.decode import prov_type
 from yprov4ml.distributed.ranks import RankInfo, detect_rank
 from yprov4ml.distributed.run_id import agree_run_id
 from yprov4ml.distributed.merge import MergeError, merge
@@ -127,7 +128,7 @@ def test_four_ranks_one_run_four_documents_and_a_collection(mpi_run):
     doc = assert_valid_prov(mpi_run / "collection.json")
     job = doc["activity"]["run:distributed"]
     assert job["yprov:missing_ranks"] == "[]" and job["yprov:status"] == "FINISHED"
-    members = [e for e in doc["entity"].values() if e["prov:type"] == "yprov:RankDocument"]
+    members = [e for e in doc["entity"].values() if prov_type(e) == "yprov:RankDocument"]
     assert sorted(m["prov:location"] for m in members) == [f"prov.rank{r}.json" for r in range(4)]
     import hashlib
     for m in members:

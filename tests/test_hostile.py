@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import yprov4ml
+from yprov4ml.prov.decode import prov_type
 from yprov4ml.distributed.merge import main as merge_main
 from yprov4ml.errors import ArtifactError, InvalidMetricError
 from yprov4ml.tools.cli import main as cli_main
@@ -101,8 +102,8 @@ HOSTILE_TEXT = {
 
 
 def _mutations(template: dict) -> dict[str, dict]:
-    run_id = next(k for k, v in template["activity"].items() if v.get("prov:type") == "yprov:RunExecution")
-    metric_id = next(k for k, v in template["entity"].items() if v.get("prov:type") == "yprov:MetricSeries")
+    run_id = next(k for k, v in template["activity"].items() if prov_type(v) == "yprov:RunExecution")
+    metric_id = next(k for k, v in template["entity"].items() if prov_type(v) == "yprov:MetricSeries")
 
     def change(path: list, value) -> dict:
         doc = copy.deepcopy(template)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
+from yprov4ml.prov.decode import prov_type
+from yprov4ml.prov.document import VOCABULARY
 from yprov4ml.capture.environment import REDACTED, environment_variables, redact_url_credentials
 
 from conftest import assert_valid_prov
@@ -40,7 +42,7 @@ def test_run_activity_carries_identity_and_status(recorded_run):
     run, path = recorded_run
     doc = json.loads(Path(path).read_text())
     activity = doc["activity"]["run:rank-0"]
-    assert activity["prov:type"] == "yprov:RunExecution"
+    assert prov_type(activity) == "yprov:RunExecution"
     assert activity["yprov:status"] == "FINISHED"
     assert activity["yprov:run_id"] == run.run_id
     assert typed(activity["yprov:world_size"]) == "1"
@@ -51,7 +53,7 @@ def test_run_activity_carries_identity_and_status(recorded_run):
 def test_contexts_are_activities_informed_by_the_run(recorded_run):
     _, path = recorded_run
     doc = json.loads(Path(path).read_text())
-    contexts = {k for k, v in doc["activity"].items() if v["prov:type"] == "yprov:Context"}
+    contexts = {k for k, v in doc["activity"].items() if prov_type(v) == "yprov:Context"}
     assert contexts == {"run:rank-0/context/training", "run:rank-0/context/validation",
                         "run:rank-0/context/evaluation"}
     informed = {(r["prov:informed"], r["prov:informant"]) for r in relations(doc, "wasInformedBy")}
@@ -61,7 +63,7 @@ def test_contexts_are_activities_informed_by_the_run(recorded_run):
 def test_person_and_software_agents_are_associated(recorded_run):
     _, path = recorded_run
     doc = json.loads(Path(path).read_text())
-    kinds = {v["prov:type"] for v in doc["agent"].values()}
+    kinds = {prov_type(v) for v in doc["agent"].values()}
     assert kinds == {"prov:Person", "prov:SoftwareAgent"}
     associated = {r["prov:agent"] for r in relations(doc, "wasAssociatedWith") if r["prov:activity"] == "run:rank-0"}
     assert associated == set(doc["agent"])
@@ -71,7 +73,7 @@ def test_person_and_software_agents_are_associated(recorded_run):
 def test_parameters_are_used_entities_with_typed_values(recorded_run):
     _, path = recorded_run
     doc = json.loads(Path(path).read_text())
-    params = {v["prov:label"]: v["yprov:value"] for v in doc["entity"].values() if v["prov:type"] == "yprov:Parameter"}
+    params = {v["prov:label"]: v["yprov:value"] for v in doc["entity"].values() if prov_type(v) == "yprov:Parameter"}
     assert params["lr"] == {"$": "0.01", "type": "xsd:double"}
     assert params["epochs"]["type"] in ("xsd:int", "xsd:integer")
     assert params["optimizer"] == "adam"
@@ -98,7 +100,7 @@ def test_metric_series_entity_summarises_and_points_to_its_file(recorded_run):
 def test_model_versions_form_a_derivation_chain_with_torch_facts(recorded_run):
     run, path = recorded_run
     doc = json.loads(Path(path).read_text())
-    versions = {k: v for k, v in doc["entity"].items() if v["prov:type"] == "yprov:ModelVersion"}
+    versions = {k: v for k, v in doc["entity"].items() if prov_type(v) == "yprov:ModelVersion"}
     assert set(versions) == {f"run:rank-0/model/mlp/v{i}" for i in (1, 2, 3)}
     derived = {(r["prov:generatedEntity"], r["prov:usedEntity"]) for r in relations(doc, "wasDerivedFrom")}
     assert derived == {("run:rank-0/model/mlp/v2", "run:rank-0/model/mlp/v1"),
@@ -198,7 +200,7 @@ def test_user_keys_become_valid_identifiers_keeping_their_text(save_dir):
             yprov4ml.log_param(key, i)
             yprov4ml.log_metric(key, float(i), yprov4ml.Context.TRAINING, 0)
     doc = assert_valid_prov(run.prov_path)
-    params = [k for k, v in doc["entity"].items() if v["prov:type"] == "yprov:Parameter"]
+    params = [k for k, v in doc["entity"].items() if prov_type(v) == "yprov:Parameter"]
     assert len(params) == len(keys)  # no two keys collapsed into one identifier
     for identifier in doc["entity"]:
         local = identifier.split(":", 1)[1]
@@ -206,3 +208,64 @@ def test_user_keys_become_valid_identifiers_keeping_their_text(save_dir):
     view = yprov4ml.load_run(run.run_dir)
     assert view.params == {k: i for i, k in enumerate(keys)}
     assert {k for k, _ in view.metrics} == set(keys)
+
+
+def _types_in(node):
+    """Every prov:type value in a PROV-JSON object, bundles included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "prov:type":
+                yield value
+            else:
+                yield from _types_in(value)
+
+
+def test_prov_types_are_qualified_names_for_prov_and_rdf(recorded_run):
+    import rdflib
+    from prov.model import PROV_TYPE, ProvDocument, QualifiedName
+
+    run, path = recorded_run
+    doc = ProvDocument.deserialize(str(path), format="json")
+    types = [value for record in doc.get_records() for key, value in record.attributes if key == PROV_TYPE]
+    assert len(types) > 10 and all(isinstance(t, QualifiedName) for t in types), types
+    graph = rdflib.Graph().parse(data=doc.serialize(format="rdf", rdf_format="turtle"), format="turtle")
+    prov_ns, yprov_ns = rdflib.Namespace("http://www.w3.org/ns/prov#"), rdflib.Namespace(VOCABULARY)
+    for kind in (prov_ns.Person, prov_ns.SoftwareAgent, yprov_ns.RunExecution, yprov_ns.MetricSeries):
+        assert (None, rdflib.RDF.type, kind) in graph, kind  # a type, not the text "prov:Person"
+    assert not [o for o in graph.objects(None, prov_ns.type) if isinstance(o, rdflib.Literal)]
+
+
+def test_collections_merges_and_bundles_write_typed_names(tmp_path):
+    from yprov4ml.distributed.merge import merge
+
+    for rank in (0, 1):
+        with yprov4ml.start_run("www.example.org", "typed", tmp_path / "prov", collect_all_processes=True,
+                                rank=rank, world_size=2, run_id="t", collection_timeout_s=5):
+            yprov4ml.log_metric("loss", float(rank))
+    run_dir = tmp_path / "prov" / "typed" / "t"
+    merged = merge([run_dir], tmp_path / "merged.json").output
+    for path in (run_dir / "collection.json", run_dir / "prov.rank1.json", merged):
+        types = list(_types_in(json.loads(path.read_text())))
+        assert types and all(isinstance(t, dict) and t["type"] == "xsd:QName" for t in types), path
+
+
+def test_documents_written_with_plain_string_types_still_read(recorded_run, tmp_path):
+    import shutil
+
+    from yprov4ml.distributed.merge import merge
+
+    run, path = recorded_run
+    old = tmp_path / "old"
+    shutil.copytree(run.run_dir, old)
+
+    def plain(node):  # what versions before the change wrote
+        if isinstance(node, dict):
+            return {k: (v["$"] if k == "prov:type" and isinstance(v, dict) else plain(v)) for k, v in node.items()}
+        return node
+
+    (old / "prov.rank0.json").write_text(json.dumps(plain(json.loads(path.read_text()))))
+    assert '"prov:type": "yprov:RunExecution"' in (old / "prov.rank0.json").read_text()
+    then, now = yprov4ml.load_run(old), yprov4ml.load_run(run.run_dir)
+    assert then.params == now.params and then.metric("loss").values == now.metric("loss").values
+    assert len(then.models) == len(now.models) == 3
+    assert merge([old], tmp_path / "merged.json").ranks == [0]

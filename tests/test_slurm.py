@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
+from yprov4ml.prov.decode import prov_type
 
 from conftest import ROOT, assert_valid_prov
 
@@ -119,6 +120,6 @@ def test_pipeline_sbatch_builds_bundle_and_crate(slurm, tmp_path):
     log = next(tmp_path.glob("pipe-*.out")).read_text()
     assert "valid provenance-run-crate-0.5" in log, log
     doc = assert_valid_prov(out / "bundle.prov.json")
-    bundles = [e for e in doc["entity"].values() if e["prov:type"] == "yprov:RunBundle"]
+    bundles = [e for e in doc["entity"].values() if prov_type(e) == "yprov:RunBundle"]
     assert sorted(b["yprov:task_id"] for b in bundles) == ["evaluate", "train", "train"]
     assert (out / "crate" / "ro-crate-metadata.json").is_file()

@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from yprov4ml.prov.decode import RankDocument, attributes, rank_document
+from yprov4ml.prov.decode import RankDocument, attributes, prov_type, rank_document
+from yprov4ml.prov.document import qname_json
 from yprov4ml.storage.files import atomic_write_text
 
 from .provwf import task_activity_id
@@ -35,7 +36,7 @@ def multi_level_document(workflow: dict[str, Any], documents: list[RankDocument]
     for n, doc in enumerate(documents, 1):
         identifier = bundle_id(doc.run_id, doc.rank)
         entities[identifier] = {
-            "prov:type": BUNDLE_TYPE, "prov:label": f"run {doc.run_id} rank {doc.rank}", "yprov:run_id": doc.run_id,
+            "prov:type": qname_json(BUNDLE_TYPE), "prov:label": f"run {doc.run_id} rank {doc.rank}", "yprov:run_id": doc.run_id,
             "yprov:rank": {"$": str(doc.rank), "type": "xsd:int"}, "yprov:task_id": doc.task_id,
             "yprov:status": doc.status, "prov:location": str(doc.path),
         }
@@ -62,7 +63,7 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], list[RankDocument]]:
     entities = data.get("entity", {})
     documents = []
     for identifier, attrs in list(entities.items()):
-        if attrs.get("prov:type") != BUNDLE_TYPE:
+        if prov_type(attrs) != BUNDLE_TYPE:
             continue
         info = attributes(entities.pop(identifier))
         documents.append(rank_document(Path(info["prov:location"]), bundles[identifier], info["task_id"]))

@@ -8,7 +8,7 @@ from typing import Any
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 from prov.serializers.provjson import encode_json_document
 
-from yprov4ml.prov.document import VOCABULARY, declare_standard_prefixes
+from yprov4ml.prov.document import VOCABULARY, declare_standard_prefixes, prov_kind
 
 WORKFLOW_NAMESPACE = "https://w3id.org/yprov4wfs/workflow/"
 _AGENT_TYPES = {"Person": "prov:Person", "Organization": "prov:Organization", "SoftwareAgent": "prov:SoftwareAgent"}
@@ -28,17 +28,17 @@ def workflow_document(manifest: dict[str, Any]) -> dict[str, Any]:
     doc.add_namespace("yprov", VOCABULARY)
     doc.add_namespace("wf", f"{WORKFLOW_NAMESPACE}{manifest['id']}/")
     workflow = doc.activity("wf:workflow", _time(manifest["start_time"]), _time(manifest["end_time"]), {
-        PROV_TYPE: "yprov:WorkflowExecution", PROV_LABEL: manifest["name"], "yprov:workflow_id": manifest["id"],
+        PROV_TYPE: prov_kind("yprov:WorkflowExecution"), PROV_LABEL: manifest["name"], "yprov:workflow_id": manifest["id"],
         "yprov:status": manifest["status"], **({"yprov:error": manifest["error"]} if manifest.get("error") else {}),
     })
     agents = {}
     for agent in manifest["agents"]:
         agents[agent["id"]] = doc.agent(f"wf:agent/{agent['id']}", {
-            PROV_TYPE: _AGENT_TYPES.get(agent["kind"], "prov:Agent"), PROV_LABEL: agent["name"]})
+            PROV_TYPE: prov_kind(_AGENT_TYPES.get(agent["kind"], "prov:Agent")), PROV_LABEL: agent["name"]})
         doc.wasAssociatedWith(workflow, agents[agent["id"]])
     data = {}
     for item in manifest["data"]:
-        attrs = {PROV_TYPE: "yprov:Data", PROV_LABEL: item["id"], PROV_LOCATION: item["path"]}
+        attrs = {PROV_TYPE: prov_kind("yprov:Data"), PROV_LABEL: item["id"], PROV_LOCATION: item["path"]}
         if item.get("size") is not None:
             attrs["yprov:size_bytes"] = item["size"]
         if item.get("sha256"):
@@ -46,7 +46,7 @@ def workflow_document(manifest: dict[str, Any]) -> dict[str, Any]:
         data[item["id"]] = doc.entity(f"wf:data/{item['id']}", attrs)
     producer: dict[str, str] = {}
     for order, task in enumerate(manifest["tasks"]):
-        attrs = {PROV_TYPE: "yprov:Task", PROV_LABEL: task["id"], "yprov:task_id": task["id"],
+        attrs = {PROV_TYPE: prov_kind("yprov:Task"), PROV_LABEL: task["id"], "yprov:task_id": task["id"],
                  "yprov:status": task["status"], "yprov:order": order}
         if task.get("error"):
             attrs["yprov:error"] = task["error"]

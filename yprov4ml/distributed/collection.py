@@ -18,7 +18,7 @@ from typing import Any
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 
 from ..prov.decode import attributes, run_activity
-from ..prov.document import literal, new_document, run_activity_id, timestamp, to_json
+from ..prov.document import literal, new_document, prov_kind, run_activity_id, timestamp, to_json
 from ..errors import DocumentError
 from ..storage.files import atomic_write_text, read_json, sha256_of
 from ..storage.layout import COLLECTION_FILE, prov_file
@@ -84,19 +84,19 @@ def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace
     overall = "INCOMPLETE" if missing else ("FINISHED" if set(statuses.values()) == {"FINISHED"} else "FAILED")
     job = doc.activity("run:distributed", datetime.fromisoformat(min(starts)) if starts else None,
                        datetime.fromisoformat(max(ends)) if ends else None, {
-                           PROV_TYPE: "yprov:DistributedRun", PROV_LABEL: f"{experiment} run {run_id}",
+                           PROV_TYPE: prov_kind("yprov:DistributedRun"), PROV_LABEL: f"{experiment} run {run_id}",
                            "yprov:run_id": run_id, "yprov:experiment": experiment, "yprov:world_size": world_size,
                            "yprov:ranks_recorded": len(present), "yprov:missing_ranks": literal(missing),
                            "yprov:rank_status": literal({str(r): s for r, s in sorted(statuses.items())}),
                            "yprov:status": overall, "yprov:collected_at": timestamp(time.time()).isoformat(),
                        })
-    collection = doc.entity("run:collection", {PROV_TYPE: "prov:Collection", PROV_LABEL: "rank documents",
+    collection = doc.entity("run:collection", {PROV_TYPE: prov_kind("prov:Collection"), PROV_LABEL: "rank documents",
                                                "yprov:world_size": world_size})
     doc.wasGeneratedBy(collection, job)
     for rank, path in sorted(present.items()):
         activity = ranks[rank]
         member = doc.entity(f"run:rank-{rank}/document", {
-            PROV_TYPE: "yprov:RankDocument", PROV_LABEL: f"rank {rank} PROV-JSON", PROV_LOCATION: path.name,
+            PROV_TYPE: prov_kind("yprov:RankDocument"), PROV_LABEL: f"rank {rank} PROV-JSON", PROV_LOCATION: path.name,
             "yprov:rank": rank, "yprov:sha256": sha256_of(path), "yprov:size_bytes": path.stat().st_size,
             "yprov:status": activity.get("status", "UNKNOWN"), "yprov:host": activity.get("host", ""),
         })

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import DocumentError
 from ..prov.decode import RankDocument, load_rank_document
-from ..prov.document import RUN_NAMESPACE, VOCABULARY
+from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json
 from ..prov.validate import count_records
 from ..storage.files import atomic_write_text, sha256_of
 from ..storage.layout import COLLECTION_FILE, rank_documents
@@ -163,7 +163,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         bundle_of[doc.run_id, doc.rank] = bundle_id
         out["bundle"][bundle_id] = doc.data  # the rank's records, unchanged, with their own prefixes
         out["entity"][bundle_id] = {
-            "prov:type": "prov:Bundle", "prov:label": f"rank {doc.rank} of run {doc.run_id}",
+            "prov:type": qname_json("prov:Bundle"), "prov:label": f"rank {doc.rank} of run {doc.run_id}",
             "yprov:rank": _typed(doc.rank), "yprov:run_id": doc.run_id, "yprov:status": doc.run.get("status", ""),
             "prov:location": str(doc.path), "yprov:sha256": sha256_of(doc.path),
         }
@@ -174,7 +174,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         present = {d.rank for d in ranks}
         activity_id = f"merged:{run_id}/distributed" if multi else "merged:distributed"
         element: dict[str, Any] = {
-            "prov:type": "yprov:DistributedRun", "prov:label": f"run {run_id} ({len(ranks)} of {world} ranks)",
+            "prov:type": qname_json("yprov:DistributedRun"), "prov:label": f"run {run_id} ({len(ranks)} of {world} ranks)",
             "yprov:run_id": run_id, "yprov:world_size": _typed(world), "yprov:ranks_merged": _typed(len(ranks)),
             "yprov:missing_ranks": json.dumps(missing_ranks(world, present, most=1024)[1]),
             "yprov:missing_count": _typed(missing_ranks(world, present, most=0)[0]),
@@ -187,7 +187,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
             element["prov:endTime"] = max(ends)
         out["activity"][activity_id] = element
         collection = f"merged:{run_id}/ranks" if multi else "merged:ranks"
-        out["entity"][collection] = {"prov:type": "prov:Collection", "prov:label": f"rank documents of {run_id}"}
+        out["entity"][collection] = {"prov:type": qname_json("prov:Collection"), "prov:label": f"rank documents of {run_id}"}
         relate("wasGeneratedBy", {"prov:entity": collection, "prov:activity": activity_id})
         for d in ranks:
             relate("hadMember", {"prov:collection": collection, "prov:entity": bundle_of[run_id, d.rank]})
@@ -197,7 +197,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         mins, maxs = _finite(s["min"] for s in per_rank.values()), _finite(s["max"] for s in per_rank.values())
         identifier = f"merged:metric/{context}/{per_rank[min(per_rank)]['id'].rsplit('/', 1)[-1]}"
         out["entity"][identifier] = {
-            "prov:type": "yprov:CrossRankMetric", "prov:label": f"{key} ({context}) over {len(per_rank)} ranks",
+            "prov:type": qname_json("yprov:CrossRankMetric"), "prov:label": f"{key} ({context}) over {len(per_rank)} ranks",
             "yprov:key": key, "yprov:context": context, "yprov:ranks": _typed(len(per_rank)),
             "yprov:per_rank": json.dumps({str(r): {k: v for k, v in s.items() if k != "id"}
                                           for r, s in sorted(per_rank.items())}),

@@ -13,7 +13,8 @@ from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 from ..version import __version__
 from ..record import FileEntity, ModelVersion, RunRecord
 from ..storage.names import UniqueNames, safe_name
-from .document import context_activity_id, literal, metric_entity_id, new_document, run_activity_id, timestamp
+from .document import (context_activity_id, literal, metric_entity_id, new_document, prov_kind, run_activity_id,
+                       timestamp)
 
 
 def series_name(relpath: str, rank: int) -> str:
@@ -42,13 +43,13 @@ def build_document(record: RunRecord) -> ProvDocument:
     })
     if info.parent_task:
         run_attrs.update(_attrs({f"parent_{k}": v for k, v in info.parent_task.items()}))
-    run_attrs[PROV_TYPE] = "yprov:RunExecution"
+    run_attrs[PROV_TYPE] = prov_kind("yprov:RunExecution")
     run_attrs[PROV_LABEL] = f"{info.experiment} run {info.run_id} rank {rank}"
     run = doc.activity(run_activity_id(rank), timestamp(info.start_time),
                        timestamp(info.end_time) if info.end_time else None, run_attrs)
 
-    person = doc.agent(f"user:{safe_name(info.user)}", {PROV_TYPE: "prov:Person", PROV_LABEL: info.user})
-    software = doc.agent("yprov:yprov4ml", {PROV_TYPE: "prov:SoftwareAgent", PROV_LABEL: "yprov4ml",
+    person = doc.agent(f"user:{safe_name(info.user)}", {PROV_TYPE: prov_kind("prov:Person"), PROV_LABEL: info.user})
+    software = doc.agent("yprov:yprov4ml", {PROV_TYPE: prov_kind("prov:SoftwareAgent"), PROV_LABEL: "yprov4ml",
                                             "yprov:version": __version__})
     doc.wasAssociatedWith(run, person)
     doc.wasAssociatedWith(run, software)
@@ -57,7 +58,7 @@ def build_document(record: RunRecord) -> ProvDocument:
     contexts = {}
     for name, (first, last) in sorted(record.context_times.items()):
         ctx = doc.activity(context_activity_id(rank, name), timestamp(first), timestamp(last), {
-            PROV_TYPE: "yprov:Context", PROV_LABEL: name, "yprov:context": name,
+            PROV_TYPE: prov_kind("yprov:Context"), PROV_LABEL: name, "yprov:context": name,
             "yprov:duration_s": last - first,
         })
         doc.wasInformedBy(ctx, run)
@@ -69,7 +70,7 @@ def build_document(record: RunRecord) -> ProvDocument:
     param_names = UniqueNames()
     for key, param in sorted(record.params.items()):
         value = param.value
-        attrs = {PROV_TYPE: "yprov:Parameter", PROV_LABEL: key, "yprov:key": key, "yprov:value": literal(value)}
+        attrs = {PROV_TYPE: prov_kind("yprov:Parameter"), PROV_LABEL: key, "yprov:key": key, "yprov:value": literal(value)}
         if param.redacted:
             attrs["yprov:redacted"] = literal(param.redacted)
         if not isinstance(value, (bool, int, float, str)):
@@ -84,7 +85,7 @@ def build_document(record: RunRecord) -> ProvDocument:
             "min": summary["min"], "max": summary["max"], "last_value": summary["last_value"],
             "sha256": series.sha256, "format": "yprov4ml-metric/1",
         })
-        attrs.update({PROV_TYPE: "yprov:MetricSeries", PROV_LABEL: key, PROV_LOCATION: series.relpath})
+        attrs.update({PROV_TYPE: prov_kind("yprov:MetricSeries"), PROV_LABEL: key, PROV_LOCATION: series.relpath})
         entity = doc.entity(metric_entity_id(rank, context, series_name(series.relpath, rank)), attrs)
         last = summary["last_time"]
         doc.wasGeneratedBy(entity, activity_for(context), timestamp(last) if last else None)
@@ -110,24 +111,24 @@ def build_document(record: RunRecord) -> ProvDocument:
         entity = _file_entity(doc, f"run:rank-{rank}/model/{model_names.name(model.model_name)}/v{model.version}",
                               model, "yprov:ModelVersion", activity_for(model.context))
         if model.model_name in previous:
-            doc.wasDerivedFrom(entity, previous[model.model_name], other_attributes={PROV_TYPE: "prov:Revision"})
+            doc.wasDerivedFrom(entity, previous[model.model_name], other_attributes={PROV_TYPE: prov_kind("prov:Revision")})
         previous[model.model_name] = entity
 
     for dataset in record.datasets:
         attrs = _attrs({"label": dataset.label, "context": dataset.context, **dataset.attributes})
-        attrs.update({PROV_TYPE: "yprov:Dataset", PROV_LABEL: dataset.label})
+        attrs.update({PROV_TYPE: prov_kind("yprov:Dataset"), PROV_LABEL: dataset.label})
         entity = doc.entity(unique(f"run:rank-{rank}/dataset/{safe_name(dataset.label)}"), attrs)
         doc.used(activity_for(dataset.context), entity, timestamp(dataset.time))
 
     if record.source:
         attrs = _attrs(record.source)
-        attrs.update({PROV_TYPE: "yprov:SourceCode", PROV_LABEL: "source code"})
+        attrs.update({PROV_TYPE: prov_kind("yprov:SourceCode"), PROV_LABEL: "source code"})
         if "script" in record.source:
             attrs[PROV_LOCATION] = record.source["script"]
         doc.used(run, doc.entity(f"run:rank-{rank}/source", attrs))
     if record.environment:
         attrs = _attrs(record.environment)
-        attrs.update({PROV_TYPE: "yprov:Environment", PROV_LABEL: "execution environment"})
+        attrs.update({PROV_TYPE: prov_kind("yprov:Environment"), PROV_LABEL: "execution environment"})
         doc.used(run, doc.entity(f"run:rank-{rank}/environment", attrs))
     return doc
 
@@ -140,7 +141,7 @@ def _file_entity(doc: ProvDocument, identifier: str, item: FileEntity, kind: str
         "step": item.step, "original_path": item.original_path, "is_input": item.is_input,
         **extra, **item.attributes,
     })
-    attrs.update({PROV_TYPE: kind, PROV_LABEL: item.name, PROV_LOCATION: item.path})
+    attrs.update({PROV_TYPE: prov_kind(kind), PROV_LABEL: item.name, PROV_LOCATION: item.path})
     entity = doc.entity(identifier, attrs)
     if item.is_input:
         doc.used(activity, entity, timestamp(item.time))

@@ -11,13 +11,37 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from prov.model import PROV, XSD, ProvDocument
+from prov.model import PROV, XSD, Namespace, ProvDocument, QualifiedName
 
 from ..storage.names import safe_name
 
 VOCABULARY = "https://w3id.org/yprov4ml/ns#"
 RUN_NAMESPACE = "https://w3id.org/yprov4ml/run/"
 DEFAULT_USER_NAMESPACE = "https://w3id.org/yprov4ml/user/"
+
+
+YPROV = Namespace("yprov", VOCABULARY)
+
+
+def prov_kind(name: str) -> QualifiedName:
+    """A ``prov:type`` value as a qualified name (``"prov:Person"``, ``"yprov:RunExecution"``), not a string.
+
+    Written as ``{"$": "prov:Person", "type": "xsd:QName"}`` — the PROV-JSON
+    submission's form (§3.1.2), which prov 3.x writes and reads; the legacy
+    ``prov:QUALIFIED_NAME`` is still read — so PROV and RDF tools see the type
+    itself (``a prov:Person``), not a text literal.
+    """
+    prefix, _, local = name.partition(":")
+    namespaces = {"prov": PROV, "yprov": YPROV}
+    if prefix not in namespaces or not local:
+        raise ValueError(f"{name!r} is not a prov: or yprov: type")
+    return namespaces[prefix][local]
+
+
+def qname_json(name: str) -> dict[str, str]:
+    """The PROV-JSON form of a qualified-name value, for writers that build the JSON directly."""
+    prov_kind(name)  # the same names as the prov-model writers
+    return {"$": name, "type": "xsd:QName"}
 
 
 def absolute_namespace(namespace: str | None) -> str:
