@@ -53,3 +53,19 @@ def test_graph_draws_a_finished_run(recorded_run):
     done = cli("graph", str(run.run_dir), "--svg", "-o", str(run.run_dir / "picture.dot"))
     assert done.returncode == 0, done.stderr
     assert "<svg" in (run.run_dir / "picture.svg").read_text()
+
+
+@pytest.mark.parametrize("command,expected", [("merge", "usage: yprov4ml merge"), ("recover", "usage: yprov4ml recover")])
+def test_subcommand_help(command, expected):
+    done = cli(command, "--help")
+    assert done.returncode == 0 and done.stdout.startswith(expected), done.stdout + done.stderr
+
+
+def test_show_into_a_closed_pipe_is_quiet(tmp_path):
+    import yprov4ml
+
+    with yprov4ml.start_run(experiment_name="pipe", provenance_save_dir=tmp_path) as run:
+        yprov4ml.log_params({f"param_{i}": "x" * 40 for i in range(5000)})  # far more than a pipe buffer
+    shown = subprocess.run(f"{sys.executable} -m yprov4ml.tools.cli show {run.run_dir} | head -1", shell=True,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.stdout.startswith("run ") and "Traceback" not in shown.stderr and "BrokenPipe" not in shown.stderr

@@ -198,3 +198,31 @@ def test_lightning_ddp_records_one_document_per_rank(tmp_path):
     assert all(len(v.metric("train_loss")) > 0 for v in views)
     job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
     assert job["yprov:missing_ranks"] == "[]"
+
+
+def test_reproduce_reruns_a_relative_command_from_anywhere(tmp_path):
+    (tmp_path / "project" / "scripts").mkdir(parents=True)
+    (tmp_path / "project" / "scripts" / "train.py").write_text(
+        "import yprov4ml\nwith yprov4ml.start_run('www.example.org', 'rel', 'prov'):\n"
+        "    yprov4ml.log_metric('loss', 1.0)\n")
+    # launched as the README does: a path relative to the working directory, outputs relative too
+    subprocess.run([sys.executable, "scripts/train.py"], check=True, cwd=tmp_path / "project")
+    (run_dir,) = (tmp_path / "project" / "prov" / "rel").iterdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rerun = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "reproduce", str(run_dir), "--run"],
+                           capture_output=True, text=True, timeout=300, cwd=elsewhere)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"in:       {tmp_path / 'project'}" in rerun.stdout
+    assert len(list((tmp_path / "project" / "prov" / "rel").iterdir())) == 2
+
+
+def test_reproduce_pins_packages_pip_can_install(recorded_run):
+    from yprov4ml.tools.reproduce import recipe
+
+    run, _ = recorded_run
+    plan = recipe(run.run_dir)
+    assert plan.packages["torch"] == "2.13.0"  # torch==2.13.0+cpu was recorded: no index has "+cpu"
+    assert not any("+" in v for v in plan.packages.values())
+    assert "yprov4ml" in plan.local_packages and "yprov4ml" not in plan.packages  # an editable install
+    assert " torch==2.13.0 " in plan.pip_line() + " " and "local:    yprov4ml" in plan.text()

@@ -279,3 +279,11 @@ def test_prov_merge_of_a_shell_glob_leaves_the_collection_out(mpi_run, tmp_path)
     assert result.ranks == [0, 1, 2, 3]
     with pytest.raises(MergeError, match="give the run directory"):
         merge([mpi_run / "collection.json"], tmp_path / "again.json")
+
+
+@needs_mpi
+def test_reproduce_keeps_the_launcher_of_a_distributed_run(mpi_run):
+    from yprov4ml.tools.reproduce import recipe
+
+    plan = recipe(mpi_run)
+    assert plan.command[:3] == ["mpiexec", "-n", "4"] and plan.command[4].endswith("distributed_train.py")

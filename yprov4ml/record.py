@@ -28,6 +28,7 @@ class RunInfo:
     host: str = ""
     pid: int = 0
     command_line: str = ""
+    working_dir: str = ""  # where the command ran: relative paths in it are relative to this
     start_time: float = 0.0
     end_time: float | None = None
     status: str = "RUNNING"

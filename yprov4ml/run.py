@@ -70,7 +70,7 @@ class Run(MetricDirectives, FileDirectives):
             local_rank=ranks.local_rank, world_size=ranks.world_size, launcher=ranks.launcher,
             collect_all_processes=collect_all_processes,
             host=socket.gethostname(), pid=os.getpid(),
-            command_line=command_line, start_time=_now(), redacted=redactions.items,
+            command_line=command_line, working_dir=os.getcwd(), start_time=_now(), redacted=redactions.items,
         ))
         self.pid = os.getpid()
         self._lock = threading.RLock()

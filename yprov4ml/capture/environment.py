@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -41,6 +42,22 @@ def installed_packages() -> list[str]:
     return sorted(found, key=str.lower)
 
 
+def local_packages() -> list[str]:
+    """Distributions installed from a local directory (``pip install -e .``, ``pip install ./src``).
+
+    No index holds them: a reproduction must install them from their source.
+    """
+    found = set()
+    for dist in metadata.distributions():
+        try:
+            direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        if "dir_info" in direct and dist.metadata.get("Name"):  # a directory, editable or not (not a wheel file)
+            found.add(dist.metadata["Name"])
+    return sorted(found, key=str.lower)
+
+
 def accelerators() -> list[str]:
     """Accelerators visible through torch, when the user's code already imported it."""
     torch = sys.modules.get("torch")
@@ -77,6 +94,7 @@ def capture_environment(keep_in_clear: frozenset[str] = frozenset()) -> dict[str
     """The environment entity's attributes (secrets hidden; ``redacted`` says which)."""
     facts = python_and_os()
     facts["packages"] = installed_packages()
+    facts["local_packages"] = local_packages()
     facts["accelerators"] = accelerators()
     redactions = Redactions(keep_in_clear)
     facts["environment_variables"] = environment_variables(redactions=redactions)

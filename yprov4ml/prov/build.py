@@ -36,7 +36,7 @@ def build_document(record: RunRecord) -> ProvDocument:
         "run_id": info.run_id, "experiment": info.experiment, "status": info.status, "error": info.error,
         "rank": rank, "local_rank": info.local_rank, "world_size": info.world_size, "launcher": info.launcher,
         "collect_all_processes": info.collect_all_processes,
-        "host": info.host, "pid": info.pid, "command_line": info.command_line,
+        "host": info.host, "pid": info.pid, "command_line": info.command_line, "working_dir": info.working_dir or None,
         "wall_time_s": (info.end_time - info.start_time) if info.end_time else None,
         "redacted": (info.redacted + record.environment.get("redacted", [])) or None,
         **(record.resource_usage or {}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -170,21 +171,19 @@ def _reproduce(args: argparse.Namespace) -> int:
         print("yprov4ml reproduce: nothing to run (no command line recorded)", file=sys.stderr)
         return 2
     command = list(plan.command)
-    if not Path(command[0]).exists():
-        command[0] = sys.executable
-    return subprocess.run(command, cwd=plan.workdir if plan.workdir and Path(plan.workdir).is_dir() else None).returncode
-
-
-def _merge(args: argparse.Namespace) -> int:
-    from ..distributed.merge import main as merge_main
-
-    return merge_main(args.rest, prog="yprov4ml merge")
-
-
-def _recover(args: argparse.Namespace) -> int:
-    from .recover import main as recover_main
-
-    return recover_main(args.rest)
+    launched = command[0] in ("mpiexec", "srun", "torchrun")
+    if launched:  # the launcher of the run: on PATH, or beside this interpreter (pip install mpich)
+        found = shutil.which(command[0]) or shutil.which(command[0], path=str(Path(sys.executable).parent))
+        if found is None:
+            print(f"yprov4ml reproduce: the run was launched with {command[0]}, which is not installed here",
+                  file=sys.stderr)
+            return 2
+        command[0] = found
+    interpreter = 3 if command[0].endswith(("mpiexec", "srun")) else (None if launched else 0)
+    if interpreter is not None and interpreter < len(command) and not Path(command[interpreter]).exists():
+        command[interpreter] = sys.executable
+    workdir = plan.workdir if plan.workdir and Path(plan.workdir).is_dir() else None
+    return subprocess.run(command, cwd=workdir).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,22 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--run", dest="run_it", action="store_true", help="execute the recorded command line")
     repro.set_defaults(func=_reproduce)
 
-    merge = sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)",
-                           add_help=False)
-    merge.add_argument("rest", nargs=argparse.REMAINDER)
-    merge.set_defaults(func=_merge)
-
-    recover = sub.add_parser("recover", help="valid PROV-JSON (status KILLED) for an unfinished run directory",
-                             add_help=False)
-    recover.add_argument("rest", nargs=argparse.REMAINDER)
-    recover.set_defaults(func=_recover)
+    # Listed for the top-level help; main() hands their arguments to their own parsers.
+    sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)", add_help=False)
+    sub.add_parser("recover", help="valid PROV-JSON (status KILLED) for unfinished runs", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # merge and recover have parsers of their own: everything after the name is theirs, --help included.
+    if argv[:1] == ["merge"]:
+        from ..distributed.merge import main as merge_main
+
+        return merge_main(argv[1:], prog="yprov4ml merge")
+    if argv[:1] == ["recover"]:
+        from .recover import main as recover_main
+
+        return recover_main(argv[1:], prog="yprov4ml recover")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that left early is noticed here, not at interpreter exit
+        return code
     except BrokenPipeError:  # `yprov4ml show RUN | head -1`: the reader has gone, as with any Unix tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -7,20 +7,28 @@ import platform
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..capture.environment import installed_packages
-from ..prov.reader import load_run
+from ..prov.reader import RunView, load_run
+
+MPI_LAUNCHERS = ("mpich", "intelmpi", "openmpi", "pmix", "mpi4py")
 
 
 @dataclass
 class Recipe:
-    command: list[str]
+    command: list[str]  # the whole command, launcher included (mpiexec -n 4 python train.py ...)
     workdir: str | None
     params: dict
     source: dict
     python: str
-    packages: dict[str, str]
+    packages: dict[str, str]  # what pip can install: name → version (local build labels dropped)
+    local_packages: list[str] = field(default_factory=list)  # installed from a directory: no index has them
     warnings: list[str] = field(default_factory=list)
+
+    def pip_line(self) -> str:
+        """A line to paste into a shell."""
+        return "pip install " + " ".join(shlex.quote(f"{n}=={v}") for n, v in sorted(self.packages.items()))
 
     def text(self) -> str:
         lines = [f"command:  {shlex.join(self.command)}"]
@@ -33,24 +41,57 @@ class Recipe:
             lines.append(f"script:   {self.source.get('script')} sha256 {self.source['script_sha256']}")
         lines.append(f"python:   {self.python}")
         lines.append("params:   " + ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items())))
-        lines.append(f"packages: pip install " + " ".join(f"'{n}=={v}'" for n, v in sorted(self.packages.items())))
+        lines.append(f"packages: {self.pip_line()}")
+        if self.local_packages:
+            lines.append(f"local:    {', '.join(self.local_packages)} (installed from a directory: "
+                         "install them from their source)")
         lines += [f"warning:  {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def launcher_prefix(run: dict[str, Any]) -> list[str]:
+    """The launcher a multi-rank run was started with, as the start of its command."""
+    world, launcher = run.get("world_size", 1), run.get("launcher", "none")
+    if not isinstance(world, int) or world < 2:
+        return []
+    if launcher in MPI_LAUNCHERS:
+        return ["mpiexec", "-n", str(world)]
+    if launcher == "slurm":
+        return ["srun", "-n", str(world)]
+    if launcher in ("torchrun", "torch.distributed"):
+        return ["torchrun", f"--nproc-per-node={world}"]
+    return []
+
+
+def _packages(view: RunView) -> tuple[dict[str, str], list[str]]:
+    recorded = view.environment.get("packages")
+    local = view.environment.get("local_packages")
+    local_names = set(json.loads(local)) if isinstance(local, str) else set()
+    packages = {}
+    for entry in json.loads(recorded) if isinstance(recorded, str) else []:
+        name, _, version = str(entry).partition("==")
+        if name and name not in local_names:
+            packages[name] = version.split("+", 1)[0]  # torch==2.13.0+cpu: the index has 2.13.0
+    return packages, sorted(local_names)
 
 
 def recipe(run: str | Path) -> Recipe:
     """The command line, parameters, source commit and packages of a run, with warnings about today's setup."""
     view = load_run(run)
-    command = shlex.split(view.run.get("command_line", ""))
-    packages = {}
-    recorded = view.environment.get("packages")
-    for entry in json.loads(recorded) if isinstance(recorded, str) else []:
-        name, _, version = entry.partition("==")
-        packages[name] = version
+    command = shlex.split(str(view.run.get("command_line", "")))
+    packages, local = _packages(view)
     warnings = []
+    workdir = view.run.get("working_dir") or None
+    source = dict(view.source)
+    script = source.get("script")
+    if command and not workdir and script and len(command) > 1 and not Path(command[1]).is_absolute():
+        command[1] = str(script)  # recorded before the working directory was: the script's absolute path
+    prefix = launcher_prefix(view.run)
+    if prefix and prefix[0] == "torchrun" and command:
+        command = command[1:]  # torchrun starts the interpreter itself
     if not command:
         warnings.append("the run recorded no command line")
-    elif not Path(command[0]).exists():
+    elif not prefix and not Path(command[0]).exists():
         warnings.append(f"the recorded interpreter {command[0]} does not exist here; the current one will be used")
     python = str(view.environment.get("python_version", "unknown"))
     if python != platform.python_version():
@@ -58,7 +99,7 @@ def recipe(run: str | Path) -> Recipe:
     current = {}
     for entry in installed_packages():
         name, _, version = entry.partition("==")
-        current[name.lower()] = version
+        current[name.lower()] = version.split("+", 1)[0]
     differ = [f"{n} {v} (now {current.get(n.lower(), 'not installed')})" for n, v in sorted(packages.items())
               if current.get(n.lower()) != v]
     if differ:
@@ -66,8 +107,6 @@ def recipe(run: str | Path) -> Recipe:
                         + ("; ..." if len(differ) > 10 else ""))
     if not packages:
         warnings.append("the run recorded no package list (it did not reach end_run)")
-    source = dict(view.source)
-    script = source.get("script")
     if script and Path(script).is_file() and source.get("script_sha256"):
         from ..storage.files import sha256_of
 
@@ -75,5 +114,6 @@ def recipe(run: str | Path) -> Recipe:
             warnings.append(f"{script} has changed since the run (its sha256 differs)")
     elif script:
         warnings.append(f"the script {script} is not here")
-    return Recipe(command, str(Path(script).parent) if script else None, view.params, source, python, packages,
-                  warnings)
+    if workdir and not Path(workdir).is_dir():
+        warnings.append(f"the run's working directory {workdir} is not here; the current one will be used")
+    return Recipe(prefix + command, workdir, view.params, source, python, packages, local, warnings)
