@@ -166,6 +166,8 @@ def test_lightning_logger_records_a_real_trainer(tmp_path):
     train = view.metric("train_loss")
     assert train.steps == sorted(train.steps) and len(train) >= 4
     assert [m["model_name"] for m in view.models] and all(m["model_name"] == "checkpoint" for m in view.models)
+    assert all(isinstance(m.get("step"), int) for m in view.models)  # the step the checkpoint was saved at
+    assert {m["model_class"] for m in view.models} == {"checkpoint file"}
 
 
 def test_lightning_failure_is_recorded(tmp_path):

@@ -254,3 +254,34 @@ def test_explicit_ranks_under_a_one_process_mpi_world_need_a_shared_run_id(tmp_p
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "cannot agree on a run id" in done.stderr
     assert "run_id=" in done.stderr
+
+
+def test_without_torch_saving_a_model_names_the_extra_to_install(tmp_path):
+    script = ("import sys; sys.modules['torch'] = None\n"
+              "import yprov4ml\n"
+              "class Net:\n    def state_dict(self): return {}\n"
+              "with yprov4ml.start_run('x.org', 'notorch', sys.argv[1]):\n"
+              "    try:\n        yprov4ml.save_model_version(Net(), 'net')\n"
+              "    except yprov4ml.YProvError as exc:\n        print(type(exc).__name__, exc)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "MissingDependencyError" in done.stdout and "pip install 'yprov4ml[torch]'" in done.stdout
+
+
+def test_without_codecarbon_log_carbon_metrics_says_so_once(save_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "codecarbon", None)
+    with yprov4ml.start_run(experiment_name="nocc", provenance_save_dir=save_dir):
+        with pytest.warns(RuntimeWarning, match="codecarbon is not installed"):
+            yprov4ml.log_carbon_metrics()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            yprov4ml.log_carbon_metrics()  # once is enough
+
+
+def test_a_checkpoint_path_is_described_as_a_checkpoint(save_dir, tmp_path):
+    checkpoint = tmp_path / "epoch3.ckpt"
+    checkpoint.write_bytes(b"weights")
+    with yprov4ml.start_run(experiment_name="ckpt", provenance_save_dir=save_dir) as run:
+        yprov4ml.save_model_version(str(checkpoint), "net", step=3)
+    (model,) = yprov4ml.load_run(run.run_dir).models
+    assert model["model_class"] == "checkpoint file" and model["checkpoint_format"] == "ckpt" and model["step"] == 3

@@ -32,6 +32,7 @@ from .errors import (  # noqa: E402
     DocumentError,
     ForkedProcessError,
     InvalidMetricError,
+    MissingDependencyError,
     NotARunError,
     ParamConflictError,
     ProvenanceDirError,
@@ -47,5 +48,5 @@ __all__ = [
     "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
     "log_execution_end_time", "load_run", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
     "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
-    "ForkedProcessError", "DocumentError",
+    "ForkedProcessError", "DocumentError", "MissingDependencyError",
 ]

@@ -37,5 +37,9 @@ class DocumentError(YProvError, ValueError):
     """A PROV-JSON input is unreadable, invalid, or not a yprov4ml document; the message names the file."""
 
 
+class MissingDependencyError(YProvError, ImportError):
+    """An optional package a directive needs is not installed; the message names the extra to install."""
+
+
 class ForkedProcessError(YProvError, RuntimeError):
     """A directive was called in a process forked from the one recording the run (a worker)."""

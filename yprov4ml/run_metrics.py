@@ -6,6 +6,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from .collectors.energy import STILL_STARTING
 from .context import Context, as_context
 from .errors import InvalidMetricError, RunNotActiveError
 from .storage.names import UniqueNames
@@ -147,11 +148,14 @@ class MetricDirectives:
         self._check_open("log_carbon_metrics")
         if self.record.info.local_rank != 0:
             return
+        energy = self._collector("energy")
         try:
-            figures = self._collector("energy").measure()
+            figures = energy.measure()
         except Exception as exc:
             self._collector_failed("log_carbon_metrics", exc)
             return
+        if not figures and energy.unavailable and energy.unavailable != STILL_STARTING:
+            self._collector_failed("log_carbon_metrics", RuntimeError(energy.unavailable))  # said once, not silent
         self._log_figures(figures, context, step)
 
     def log_current_execution_time(self: "Run", label: str, context: Context | str | None = None,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import ArtifactError, MissingDependencyError
 from ..storage.files import temp_sibling
 
 
@@ -18,7 +19,11 @@ def is_torch_module(obj: object) -> bool:
 
 
 def describe_model(model: object) -> dict[str, Any]:
-    """Parameter counts, memory footprint and layer structure of a torch module."""
+    """Parameter counts, memory footprint and layer structure of a torch module; what a checkpoint file is."""
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        return {"model_class": "checkpoint file", "checkpoint_name": path.name,
+                "checkpoint_format": path.suffix.lstrip(".") or "unknown"}
     if not is_torch_module(model):
         return {"model_class": type(model).__qualname__}
     import torch
@@ -51,15 +56,19 @@ def save_model(model: object, target: Path) -> None:
         if isinstance(model, (str, os.PathLike)):
             source = Path(model)
             if not source.is_file():
-                raise FileNotFoundError(f"model checkpoint {source} does not exist: save it first or pass the model object")
+                raise ArtifactError(f"model checkpoint {source} does not exist: save it first or pass the model object")
             shutil.copyfile(source, tmp)
             shutil.copymode(source, tmp)  # a 0600 checkpoint stays 0600
         elif callable(getattr(model, "state_dict", None)):
-            import torch
-
+            try:
+                import torch
+            except ImportError:
+                raise MissingDependencyError(
+                    f"saving a {type(model).__name__}'s state_dict needs torch, which is not installed: "
+                    "pip install 'yprov4ml[torch]' (or pass the path of a checkpoint file you saved)") from None
             torch.save(model.state_dict(), tmp)
         else:
-            raise TypeError(
+            raise ArtifactError(
                 f"cannot save a model of type {type(model).__name__}: pass a torch.nn.Module, "
                 "an object with state_dict(), or the path of a checkpoint file"
             )

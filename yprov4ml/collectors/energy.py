@@ -17,6 +17,7 @@ log = logging.getLogger("yprov4ml")
 DEFAULT_COUNTRY = "USA"
 COUNTRY_VARIABLE = "YPROV4ML_COUNTRY"
 START_TIMEOUT_S = 10.0
+STILL_STARTING = "codecarbon is still starting"
 
 # (figure name, EmissionsData attribute, unit)
 FIGURES = (
@@ -83,9 +84,9 @@ class EnergyTracker:
             if self.unavailable is None:
                 log.warning("yprov4ml: codecarbon is slow to start (> %.0f s); energy figures will "
                             "appear once it has", self._timeout)
-            self.unavailable = self.unavailable or "codecarbon is still starting"
+            self.unavailable = self.unavailable or STILL_STARTING
             return False
-        if self.unavailable == "codecarbon is still starting":
+        if self.unavailable == STILL_STARTING:
             self.unavailable = None
         return self._tracker is not None
 

@@ -66,6 +66,7 @@ class YProv4MLLogger(Logger):
         self._run: Any = None
         self._saved: set[str] = set()
         self._end_registered = False
+        self._last_step: int | None = None
 
     @property
     def name(self) -> str:
@@ -101,6 +102,8 @@ class YProv4MLLogger(Logger):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         run = self.experiment
+        if step is not None:
+            self._last_step = step  # the step of the checkpoints saved after these metrics
         for key, value in metrics.items():
             if key == "epoch":
                 continue
@@ -113,7 +116,7 @@ class YProv4MLLogger(Logger):
                      getattr(checkpoint_callback, "last_model_path", "")):
             if path and path not in self._saved and Path(path).is_file():
                 self._saved.add(path)
-                self.experiment.save_model_version(path, "checkpoint", Context.TRAINING)
+                self.experiment.save_model_version(path, "checkpoint", Context.TRAINING, self._last_step)
 
     def finalize(self, status: str) -> None:
         """Lightning calls this after every stage (fit, then test...): a failure ends the run at once; a
