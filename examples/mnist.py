@@ -95,4 +95,7 @@ with torch.no_grad():
 prov4ml.log_metric("accuracy", correct / len(test_loader.dataset), prov4ml.Context.EVALUATION, step=EPOCHS)
 
 prov4ml.log_model(mnist_model, "mnist_model_final")
-prov4ml.end_run(create_graph=True, create_svg=True)
+run_dir = prov4ml.active_run().run_dir
+document = prov4ml.end_run(create_graph=True, create_svg=True)
+print(f"accuracy {correct / len(test_loader.dataset):.3f}; provenance written to {run_dir}")
+print(f"  document: {document}\n  look at it: yprov4ml show {run_dir}")

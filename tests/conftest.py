@@ -71,3 +71,17 @@ def recorded_run(save_dir: Path):
     yprov4ml.log_artifact(notes, yprov4ml.Context.EVALUATION)
     path = yprov4ml.end_run(create_graph=True)
     return run, path
+
+
+NO_SKIPS = "YPROV4ML_NO_SKIPS"  # set by .ci/run: there, every environment the tests need is installed
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under $YPROV4ML_NO_SKIPS=1 a skipped test fails: a missing tool must not turn CI green."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get(NO_SKIPS) == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and ${NO_SKIPS}=1 forbids skips: {reason}"

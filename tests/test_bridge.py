@@ -25,7 +25,9 @@ def pipeline(tmp_path_factory):
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--out", str(out),
                            "--epochs", "1"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "valid provenance-run-crate-0.5" in done.stdout
+    assert "(valid provenance-run-crate-0.5" in done.stdout and "NOT valid" not in done.stdout
+    graph_line = next(line for line in done.stdout.splitlines() if line.startswith("graph: "))
+    assert graph_line.endswith(".svg" if shutil.which("dot") else ".dot")  # the picture itself, when there is one
     return out
 
 

@@ -69,3 +69,46 @@ def test_show_into_a_closed_pipe_is_quiet(tmp_path):
     shown = subprocess.run(f"{sys.executable} -m yprov4ml.tools.cli show {run.run_dir} | head -1", shell=True,
                            capture_output=True, text=True, timeout=120)
     assert shown.stdout.startswith("run ") and "Traceback" not in shown.stderr and "BrokenPipe" not in shown.stderr
+
+
+def test_validate_show_and_graph_take_run_and_experiment_directories_and_merged_documents(tmp_path):
+    import yprov4ml
+
+    for rank in (0, 1):
+        with yprov4ml.start_run("www.example.org", "exp", tmp_path / "prov", collect_all_processes=True, rank=rank,
+                                world_size=2, run_id="two", collection_timeout_s=5):
+            yprov4ml.log_metric("loss", float(rank))
+            yprov4ml.log_dataset(list(range(10)), "numbers")
+    run_dir = tmp_path / "prov" / "exp" / "two"
+    checked = cli("validate", str(run_dir))
+    assert checked.returncode == 0 and checked.stdout.count("valid PROV-JSON") == 3  # two ranks, the collection
+    assert cli("validate", str(tmp_path / "prov")).stdout.count("valid PROV-JSON") == 3
+    shown = cli("show", str(run_dir.parent))
+    assert shown.returncode == 0 and "run two" in shown.stdout and "datasets:" in shown.stdout
+    assert cli("merge", str(run_dir), "-o", str(tmp_path / "merged.json")).returncode == 0
+    merged = cli("show", str(tmp_path / "merged.json"))
+    assert merged.returncode == 0 and "run two rank 1  FINISHED" in merged.stdout
+    drawn = cli("graph", str(run_dir.parent))
+    assert drawn.returncode == 0 and (run_dir / "graph.rank0.dot").is_file()
+
+
+def test_show_on_a_killed_run_says_how_to_recover_it(tmp_path):
+    script = ("import os, yprov4ml; yprov4ml.start_run('x.org', 'killed', r'%s'); yprov4ml.log_metric('a', 1.0); "
+              "os._exit(9)") % (tmp_path / "prov")
+    subprocess.run([sys.executable, "-c", script], timeout=60)
+    (run_dir,) = (tmp_path / "prov" / "killed").iterdir()
+    shown = cli("show", str(run_dir))
+    assert shown.returncode == 2 and f"yprov4ml recover {run_dir}" in shown.stderr
+    assert "recover" in cli("show", str(run_dir.parent)).stdout
+    assert cli("recover", str(run_dir)).returncode == 0
+    assert "KILLED" in cli("show", str(run_dir)).stdout
+
+
+def test_show_prints_energy_under_a_heading_at_readable_precision(recorded_run, monkeypatch):
+    from yprov4ml.tools.show import render, summary
+
+    run, _ = recorded_run
+    view = __import__("yprov4ml").load_run(run.run_dir)
+    view.run["total_energy_consumed_kwh"] = 0.000123456789123
+    text = render(summary(view))
+    assert "energy:\n  total_energy_consumed_kwh = 0.0001235" in text

@@ -124,9 +124,11 @@ def test_end_run_returns_the_document_and_load_run_reads_it(recorded_run):
 
 def test_the_papers_mnist_example_runs_unchanged(tmp_path):
     root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, str(root / "examples" / "mnist.py"), "--epochs", "2", "--samples", "512",
-                    "--save-dir", str(tmp_path / "prov")], cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    done = subprocess.run([sys.executable, str(root / "examples" / "mnist.py"), "--epochs", "2", "--samples", "512",
+                           "--save-dir", str(tmp_path / "prov")], cwd=tmp_path, check=True, capture_output=True,
+                          text=True, timeout=600)
     (run_dir,) = (tmp_path / "prov" / "mnist").iterdir()
+    assert f"provenance written to {run_dir}" in done.stdout and f"yprov4ml show {run_dir}" in done.stdout
     assert_valid_prov(run_dir / "prov.rank0.json")
     view = yprov4ml.load_run(run_dir)
     assert view.status == "FINISHED"

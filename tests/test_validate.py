@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
 import json
 
 import jsonschema
@@ -66,3 +70,21 @@ def test_the_fast_schema_check_agrees_with_jsonschema():
         assert (not schema_errors(doc)) == raw_validator.is_valid(doc)
 
     agree()
+
+
+def test_an_empty_object_is_no_valid_document():
+    report = validate_document({})
+    assert not report.ok and "no PROV record" in report.problems()[0]
+
+
+def test_ci_turns_a_skip_into_a_failure(tmp_path):
+    (tmp_path / "test_skips.py").write_text("import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('no tool')\n")
+    (tmp_path / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    env = {**os.environ, "YPROV4ML_NO_SKIPS": "1"}
+    strict = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert strict.returncode == 1 and "forbids skips: Skipped: no tool" in strict.stdout, strict.stdout
+    env.pop("YPROV4ML_NO_SKIPS")
+    lenient = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert lenient.returncode == 0 and "1 skipped" in lenient.stdout

@@ -148,7 +148,8 @@ LEVEL_STYLE = {"workflow": ("#9FB1FC", "box"), "task": ("#FFFC87", "ellipse"), "
 
 
 def write_picture(graph: nx.MultiDiGraph, dot_path: Path, svg: bool = True) -> Path:
-    """DOT (and SVG with Graphviz) of the multi-level graph, colored by level; returns the DOT path."""
+    """DOT (and SVG with Graphviz) of the multi-level graph, colored by level; returns the SVG path when one was
+    made, else the DOT path."""
     import pydot
 
 
@@ -164,6 +165,5 @@ def write_picture(graph: nx.MultiDiGraph, dot_path: Path, svg: bool = True) -> P
         picture.add_edge(pydot.Edge(names[u], names[v], label=relation, fontsize="7",
                                     style="bold" if relation in NESTING else "solid"))
     atomic_write_text(dot_path, picture.to_string())
-    if svg:
-        write_svg(dot_path, dot_path.with_suffix(".svg"))
-    return dot_path
+    made = write_svg(dot_path, dot_path.with_suffix(".svg")) if svg else None
+    return made or dot_path

@@ -28,7 +28,7 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        return not self.schema_errors and self.prov_error is None and self.json_records == self.prov_records
+        return not self.problems()
 
     def problems(self) -> list[str]:
         found = list(self.schema_errors)
@@ -36,6 +36,8 @@ class ValidationReport:
             found.append(f"prov cannot read it: {self.prov_error}")
         elif self.json_records != self.prov_records:
             found.append(f"prov read {self.prov_records} records where the JSON has {self.json_records}")
+        elif self.json_records == 0:  # {} passes the schema, but records nothing: no document of anything
+            found.append("it holds no PROV record (no entity, activity, agent or relation)")
         return found
 
 

@@ -15,45 +15,9 @@ from ..errors import DocumentError, NotARunError, YProvError
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..prov.reader import DamagedRunWarning, load_run
+    from .show import show
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DamagedRunWarning)  # said below, in the summary itself
-        view = load_run(args.run, rank=args.rank)
-    metrics = {
-        f"{key}@{context}": {"count": len(data), "last": data.values[-1] if data.values else None,
-                             "min": min(data.values, default=None), "max": max(data.values, default=None)}
-        for (key, context), data in sorted(view.metrics.items())
-    }
-    energy = {k: v for k, v in view.run.items() if "energy" in k or "emissions" in k}
-    summary = {"run_id": view.run_id, "experiment": view.experiment, "status": view.status, "error": view.error,
-               "rank": view.rank, "world_size": view.world_size, "start": view.start_time, "end": view.end_time,
-               "params": view.params, "metrics": metrics, "energy": energy,
-               "artifacts": [a.get("prov:location") for a in view.artifacts],
-               "models": [m.get("prov:location") for m in view.models], "problems": view.problems}
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-        return 0
-    print(f"run {view.run_id}  ({view.experiment}, rank {view.rank}/{view.world_size})  {view.status}")
-    if view.error:
-        print(f"  error: {view.error}")
-    print(f"  {view.start_time} → {view.end_time}")
-    if view.params:
-        print("params:")
-        for key, value in sorted(view.params.items()):
-            print(f"  {key} = {value!r}")
-    if metrics:
-        print("metrics:" + " " * 30 + "count        last         min         max")
-        for name, m in metrics.items():
-            figures = " ".join(f"{m[k]:11.5g}" if m[k] is not None else f"{'-':>11s}" for k in ("last", "min", "max"))
-            print(f"  {name:36.36s} {m['count']:5d} {figures}")
-    for key, value in energy.items():
-        print(f"  {key} = {value}")
-    for label, files in (("artifacts", summary["artifacts"]), ("models", summary["models"])):
-        if files:
-            print(f"{label}: " + ", ".join(files))
-    for problem in view.problems:
-        print(f"WARNING: {problem}")
+    print(show(args.run, rank=args.rank, as_json=args.json))
     return 0
 
 
@@ -61,8 +25,8 @@ def _validate(args: argparse.Namespace) -> int:
     from ..prov.validate import validate_file
 
     failed = 0
-    for path in args.files:
-        if Path(path).is_dir() or str(path).endswith(".zip"):  # an RO-Crate
+    for path in _documents_of(args.files):
+        if _is_crate(Path(path)):
             from yprov4wfs_bridge.crate import validate_crate
 
             report = validate_crate(Path(path), args.severity)
@@ -83,6 +47,28 @@ def _validate(args: argparse.Namespace) -> int:
             for problem in problems[:20]:
                 print(f"  {problem}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _is_crate(path: Path) -> bool:
+    return path.suffix == ".zip" or (path / "ro-crate-metadata.json").is_file()
+
+
+def _documents_of(paths: Sequence[str]) -> list[str]:
+    """Files and crates as given; a run or experiment directory stands for the PROV-JSON documents in it."""
+    out = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir() and not _is_crate(path):
+            found = sorted({*path.glob("prov.rank*.json"), *path.glob("collection.json"),
+                            *path.glob("*/prov.rank*.json"), *path.glob("*/collection.json"),
+                            *path.glob("*/*/prov.rank*.json"), *path.glob("*/*/collection.json")})
+            if not found:
+                raise NotARunError(f"{path}: no PROV-JSON document (prov.rankN.json, collection.json) and no "
+                                   "ro-crate-metadata.json in it or below it")
+            out += [str(f) for f in found]
+        else:
+            out.append(given)
+    return out
 
 
 def _metric_problems(path: Path) -> list[str]:
@@ -109,7 +95,12 @@ def _graph(args: argparse.Namespace) -> int:
     from ..prov.render import write_dot, write_svg
     from ..storage.files import read_json
 
-    source = find_prov_file(Path(args.run), args.rank)
+    given = Path(args.run)
+    if given.is_dir() and not (given / f"prov.rank{args.rank}.json").is_file():  # an experiment directory
+        runs = sorted(p.parent for p in given.glob(f"*/prov.rank{args.rank}.json"))
+        if runs and not args.output:
+            return max(_graph(argparse.Namespace(**{**vars(args), "run": str(run)})) for run in runs)
+    source = find_prov_file(given, args.rank)
     try:
         data = checked_schema(source, read_json(source))
         doc = ProvJSONSerializer().deserialize(io.StringIO(json.dumps(data)))
