@@ -228,3 +228,43 @@ def test_reproduce_pins_packages_pip_can_install(recorded_run):
     assert not any("+" in v for v in plan.packages.values())
     assert "yprov4ml" in plan.local_packages and "yprov4ml" not in plan.packages  # an editable install
     assert " torch==2.13.0 " in plan.pip_line() + " " and "local:    yprov4ml" in plan.text()
+
+
+def _sweep(tmp_path):
+    for lr in (0.1, 0.01):
+        with yprov4ml.start_run("www.example.org", "sweep", tmp_path / "prov"):
+            yprov4ml.log_params({"lr": lr, "epochs": 2})
+            for epoch in range(2):
+                for batch in range(3):  # per batch, but with step=epoch, as many scripts do
+                    yprov4ml.log_metric("loss", lr * (10 - epoch * 3 - batch), step=epoch)
+            yprov4ml.log_metric("accuracy", 0.9, yprov4ml.Context.EVALUATION, step=0)  # a single point
+    return tmp_path / "prov" / "sweep"
+
+
+def test_plot_legends_say_what_differs_and_repeated_steps_keep_every_point(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from yprov4ml.tools.plot import plot
+
+    saved = {}
+    monkeypatch.setattr(plt.Figure, "savefig", lambda self, *a, **k: saved.setdefault("figure", self))
+    _, notes = plot([_sweep(tmp_path)], "loss", tmp_path / "p.png")
+    axis = saved["figure"].axes[0]
+    labels = sorted(line.get_label() for line in axis.get_lines())
+    assert labels == ["loss — lr=0.01", "loss — lr=0.1"]  # not two run ids
+    for line in axis.get_lines():
+        assert list(line.get_xdata()) == [0, 1, 2, 3, 4, 5]  # six points, not two vertical strokes
+    assert any("repeat" in n for n in notes) and "order of logging" in axis.get_xlabel()
+
+
+def test_a_single_point_series_is_visible_in_the_report(tmp_path):
+    from yprov4ml.tools.report import _svg_of_metric
+
+    svg = _svg_of_metric(sorted(_sweep(tmp_path).iterdir()), "accuracy@evaluation")
+    import re
+
+    # matplotlib defines each marker shape as <path id="m..."> (tick marks are such shapes too: two of them)
+    assert len(re.findall(r'<path id="m[0-9a-f]+"', svg)) >= 3, "the single point has no marker: an empty axis"

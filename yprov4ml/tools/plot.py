@@ -10,16 +10,35 @@ from ..errors import NotARunError
 from ..prov.reader import load_run, rank_documents
 
 
+def _differing_params(views: list) -> list[str]:
+    """The parameters whose values differ between the runs (in a stable order)."""
+    keys = sorted({k for v in views for k in v.params})
+    return [k for k in keys if len({repr(v.params.get(k)) for v in views}) > 1]
+
+
 def _views(paths: Iterable[str | Path]):
-    """Every rank of every run: (label, view)."""
-    out = []
+    """Every rank of every run: (label, view). A label says what differs between the runs (``lr=0.1``)."""
+    loaded = []
     for run_dir in find_runs(paths):
         ranks = rank_documents(run_dir) if run_dir.is_dir() else [run_dir]
-        for doc in ranks:
-            view = load_run(doc)
-            label = view.run_id if len(ranks) == 1 else f"{view.run_id} rank {view.rank}"
-            out.append((label, view))
+        loaded += [(len(ranks), load_run(doc)) for doc in ranks]
+    differ = _differing_params([v for _, v in loaded])[:3]
+    out = []
+    for n_ranks, view in loaded:
+        name = ", ".join(f"{k}={view.params.get(k)!r}" if isinstance(view.params.get(k), str)
+                         else f"{k}={view.params.get(k)}" for k in differ) or view.run_id
+        out.append((name if n_ranks == 1 else f"{name} rank {view.rank}", view))
     return out
+
+
+def series_xy(data, x: str = "step") -> tuple[list[float], str | None]:
+    """The x values of a series, and a note when its steps repeat (a per-batch metric logged with step=epoch):
+    then it is drawn against the order of logging, which keeps every point visible."""
+    if x != "step":
+        return [t - data.times[0] for t in data.times], None
+    if len(set(data.steps)) < len(data.steps):
+        return list(range(len(data.steps))), f"the steps of {data.key} repeat: drawn against the order of logging"
+    return data.steps, None
 
 
 def _series(view, metric: str):
@@ -34,7 +53,7 @@ def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str |
          x: str = "step") -> tuple[Path, list[str]]:
     """Draw ``metric`` (and ``vs`` on a second y axis) against step or time; PNG or SVG by suffix.
 
-    Returns the output path and notes about runs that lack a metric.
+    Returns the output path and notes: runs that lack a metric, series drawn against logging order.
     """
     import matplotlib
 
@@ -45,7 +64,7 @@ def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str |
     notes: list[str] = []
     figure, axis = plt.subplots(figsize=(9, 5))
     second = axis.twinx() if vs else None
-    drawn = 0
+    drawn, reordered = 0, False
     for label, view in views:
         for name, target, style in ((metric, axis, "-"), (vs, second, "--")):
             if not name:
@@ -54,13 +73,17 @@ def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str |
             if data is None or not len(data):
                 notes.append(f"{label} has no metric {name}")
                 continue
-            xs = data.steps if x == "step" else [t - data.times[0] for t in data.times]
-            target.plot(xs, data.values, style, label=f"{name} — {label}")
+            xs, note = series_xy(data, x)
+            if note:
+                notes.append(f"{label}: {note}")
+                reordered = True
+            target.plot(xs, data.values, style, marker="o" if len(data) == 1 else None, label=f"{name} — {label}")
             drawn += 1
     if not drawn:
         plt.close(figure)
         raise NotARunError(f"none of the runs has the metric {metric!r}" + (f" or {vs!r}" if vs else ""))
-    axis.set_xlabel("step" if x == "step" else "seconds since the series began")
+    axis.set_xlabel("seconds since the series began" if x != "step" else
+                    "step (or order of logging, where steps repeat)" if reordered else "step")
     axis.set_ylabel(metric)
     handles, labels = axis.get_legend_handles_labels()
     if second is not None:

@@ -20,15 +20,18 @@ def _svg_of_metric(paths: list[Path], metric: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import _series, _views
+    from .plot import _series, _views, series_xy
 
     figure, axis = plt.subplots(figsize=(7, 3.2))
+    notes = set()
     for label, view in _views(paths):
         data = _series(view, metric)
         if data is not None and len(data):
-            axis.plot(data.steps, data.values, label=label)
+            xs, note = series_xy(data)
+            notes.add(note)
+            axis.plot(xs, data.values, marker="o" if len(data) == 1 else None, label=label)  # one point shows
     axis.set_title(metric)
-    axis.set_xlabel("step")
+    axis.set_xlabel("order of logging (the steps repeat)" if any(notes) else "step")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=6)
     figure.tight_layout()
