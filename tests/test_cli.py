@@ -112,3 +112,13 @@ def test_show_prints_energy_under_a_heading_at_readable_precision(recorded_run, 
     view.run["total_energy_consumed_kwh"] = 0.000123456789123
     text = render(summary(view))
     assert "energy:\n  total_energy_consumed_kwh = 0.0001235" in text
+
+
+def test_show_ignores_nan_in_min_and_max_like_the_series_summary(tmp_path):
+    import yprov4ml
+
+    with yprov4ml.start_run(experiment_name="nan", provenance_save_dir=tmp_path) as run:
+        for value in (3.0, float("nan"), 1.0, 2.0):
+            yprov4ml.log_metric("loss", value)
+    shown = json.loads(cli("show", str(run.run_dir), "--json").stdout)
+    assert shown["metrics"]["loss@training"] == {"count": 4, "last": 2.0, "min": 1.0, "max": 3.0}

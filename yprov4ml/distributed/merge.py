@@ -28,6 +28,7 @@ from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json
 from ..prov.validate import count_records
 from ..storage.files import atomic_write_text, sha256_of
 from ..storage.layout import COLLECTION_FILE, rank_documents
+from ..storage.names import safe_name
 from .ranks import missing_ranks
 
 
@@ -195,7 +196,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     for (key, context), per_rank in sorted(summaries.items()):
         lasts = _finite(s["last"] for s in per_rank.values())
         mins, maxs = _finite(s["min"] for s in per_rank.values()), _finite(s["max"] for s in per_rank.values())
-        identifier = f"merged:metric/{context}/{per_rank[min(per_rank)]['id'].rsplit('/', 1)[-1]}"
+        identifier = f"merged:metric/{safe_name(context)}/{safe_name(per_rank[min(per_rank)]['id'].rsplit('/', 1)[-1])}"
         out["entity"][identifier] = {
             "prov:type": qname_json("yprov:CrossRankMetric"), "prov:label": f"{key} ({context}) over {len(per_rank)} ranks",
             "yprov:key": key, "yprov:context": context, "yprov:ranks": _typed(len(per_rank)),

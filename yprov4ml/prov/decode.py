@@ -6,7 +6,9 @@ through these functions, so a document is understood the same way everywhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,87 @@ def rank_document(path: Path, data: dict[str, Any], task_id: str | None = None) 
     return doc
 
 
+_IMPLICIT_PREFIXES = {"prov", "xsd", "_"}  # prov knows these without a declaration; "_" is a blank node
+_REFERENCES = {"prov:entity", "prov:activity", "prov:agent", "prov:generatedEntity", "prov:usedEntity",
+               "prov:collection", "prov:delegate", "prov:responsible", "prov:informed", "prov:informant",
+               "prov:trigger", "prov:starter", "prov:ender", "prov:plan", "prov:alternate1", "prov:alternate2",
+               "prov:specificEntity", "prov:generalEntity", "prov:influencer", "prov:influencee",
+               "prov:generation", "prov:usage", "prov:bundle"}
+
+
+_PREFIX_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+")
+
+
+def bad_prefixes(document: dict[str, Any]) -> list[str]:
+    """Prefix declarations (bundles included) that are no name bound to an absolute IRI."""
+    bad = [f"{name!r} → {iri!r}" for name, iri in (document.get("prefix") or {}).items()
+           if name != "default" and (not _PREFIX_NAME.fullmatch(str(name)) or not isinstance(iri, str)
+                                     or not _ABSOLUTE_IRI.fullmatch(iri))]
+    for bundle in (document.get("bundle") or {}).values():
+        if isinstance(bundle, dict):
+            bad += bad_prefixes(bundle)
+    return bad
+
+
+_TIMES = {"prov:startTime", "prov:endTime", "prov:time"}
+_QNAME_TYPES = {"xsd:QName", "prov:QUALIFIED_NAME"}
+_QNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*:[^\s<>\"{}|\\^`]*")  # prefix:local (local may be empty: "ex:")
+
+
+def _is_datetime(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def undeclared_prefixes(document: dict[str, Any]) -> set[str]:
+    """Prefixes that a document's identifiers, references and literal types use but it does not declare, and
+    times that are no xsd:dateTime (bundles included).
+
+    prov cannot read such a document; one that has them would make every
+    document built from it (a merge, a bundle) unreadable too.
+    """
+    declared = set(document.get("prefix") or {}) | _IMPLICIT_PREFIXES
+    used: set[str] = set()
+    for kind, records in document.items():
+        if kind in ("prefix", "bundle") or not isinstance(records, dict):
+            continue
+        for identifier, record in records.items():
+            names = [identifier] + ([v for k, v in record.items() if k in _REFERENCES and isinstance(v, str)]
+                                    if isinstance(record, dict) else [])
+            for name in names:
+                if not _QNAME.fullmatch(name):
+                    used.add(f"{name!r} (not a qualified name)")
+                else:
+                    used.add(name.split(":", 1)[0])
+            for key, value in (record.items() if isinstance(record, dict) else ()):
+                names = [key]  # an attribute's name is a qualified name too
+                for literal in (value if isinstance(value, list) else [value]):
+                    if isinstance(literal, dict) and "type" in literal:  # a typed literal: its type is a QName
+                        names.append(literal["type"])
+                        if literal["type"] in _QNAME_TYPES:  # ... and so is its value
+                            names.append(literal.get("$"))
+                for name in names:
+                    if not isinstance(name, str) or not _QNAME.fullmatch(name):
+                        used.add(f"{name!r} (not a qualified name)")
+                    else:
+                        used.add(name.split(":", 1)[0])
+            for key in _TIMES & (set(record) if isinstance(record, dict) else set()):
+                if not _is_datetime(record[key]):
+                    used.add(f"{key} of {identifier} (not an xsd:dateTime)")
+    missing = used - declared
+    for bundle in (document.get("bundle") or {}).values():
+        if isinstance(bundle, dict):
+            missing |= undeclared_prefixes({**bundle, "prefix": {**(document.get("prefix") or {}),
+                                                                **(bundle.get("prefix") or {})}})
+    return missing
+
+
 def checked_schema(path: Path, data: Any) -> dict[str, Any]:
     """``data`` when it is a PROV-JSON object valid under the W3C schema; DocumentError otherwise."""
     if not isinstance(data, dict):
@@ -127,6 +210,13 @@ def checked_schema(path: Path, data: Any) -> dict[str, Any]:
     if problems:
         raise DocumentError(f"{path}: not valid PROV-JSON ({problems[0]}"
                             f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
+    bad = bad_prefixes(data)
+    if bad:
+        raise DocumentError(f"{path}: not valid PROV-JSON (prefix {bad[0]}: a prefix is a name bound to an "
+                            "absolute IRI, such as \"ex\": \"http://example.org/\")")
+    missing = undeclared_prefixes(data)
+    if missing:
+        raise DocumentError(f"{path}: not valid PROV-JSON (undeclared prefixes or bad times: {sorted(missing)[:5]})")
     return data
 
 
