@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml import api, state
+from yprov4ml import api
 from yprov4ml.prov.validate import validate_file
 
 ROOT = Path(__file__).resolve().parent.parent

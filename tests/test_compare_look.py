@@ -27,7 +27,7 @@ def sweep(tmp_path_factory):
     """Three runs of one experiment with different learning rates; the third lacks val_loss."""
     save = tmp_path_factory.mktemp("sweep")
     for i, lr in enumerate((0.1, 0.01, 0.001)):
-        with yprov4ml.start_run("www.example.org", "sweep", save) as run:
+        with yprov4ml.start_run("www.example.org", "sweep", save):
             yprov4ml.log_params({"lr": lr, "epochs": 5})
             for step in range(20):
                 yprov4ml.log_metric("loss", (1 + i) / (step + 1), yprov4ml.Context.TRAINING, step)

@@ -6,7 +6,6 @@ import json
 import multiprocessing
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest

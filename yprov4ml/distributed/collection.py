@@ -8,7 +8,6 @@ works with every launcher and needs no MPI collective, which could not time out.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime
