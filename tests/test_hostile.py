@@ -68,7 +68,17 @@ def _workflow_attaching(root: Path, run_dir: Path) -> Path:
     return wf
 
 
-def every_reader(root: Path, document_text: str) -> None:
+@pytest.fixture
+def memory_limit():
+    """At most 2 GiB more address space than the test process already has, while the test runs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    size = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + (2 << 30), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def every_reader(root: Path, document_text: str, drawing: bool = False) -> None:
     """Write the document as a run's rank 0 and put it through every command; check what was written."""
     run_dir = root / "run"
     (run_dir / "metrics/training").mkdir(parents=True, exist_ok=True)
@@ -82,6 +92,9 @@ def every_reader(root: Path, document_text: str) -> None:
                  ["graph", str(run_dir), "-o", str(out / "g.dot")], ["compare", str(run_dir)],
                  ["reproduce", str(run_dir)]):
         _call(cli_main, argv)
+    if drawing:  # matplotlib and Graphviz: slower, so for the explicit cases only
+        _call(cli_main, ["report", str(run_dir), "-o", str(out / "report.html")])
+        _call(cli_main, ["plot", str(run_dir), "--metric", "loss", "-o", str(out / "plot.png")])
     _call(merge_main, [str(run_dir), "-o", str(out / "merged.json"), "--no-progress"])
     _call(bridge_main, ["build", str(_workflow_attaching(root, run_dir)), "--no-svg"])
     written = _files(root) - before
@@ -130,13 +143,13 @@ def _mutations(template: dict) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_TEXT))
-def test_hostile_text_over_every_reader(tmp_path, name):
-    every_reader(tmp_path, HOSTILE_TEXT[name])
+def test_hostile_text_over_every_reader(tmp_path, name, memory_limit):
+    every_reader(tmp_path, HOSTILE_TEXT[name], drawing=True)
 
 
-def test_hostile_documents_over_every_reader(tmp_path, template):
+def test_hostile_documents_over_every_reader(tmp_path, template, memory_limit):
     for n, (name, doc) in enumerate(_mutations(template).items()):
-        every_reader(tmp_path / f"m{n}", json.dumps(doc))
+        every_reader(tmp_path / f"m{n}", json.dumps(doc), drawing=True)
 
 
 def test_a_metric_file_that_is_a_link_to_a_secret_is_refused(tmp_path):
@@ -169,7 +182,7 @@ def _paths(node, prefix=()):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_damage_anywhere_in_a_document(tmp_path_factory, template, data):
+def test_random_damage_anywhere_in_a_document(tmp_path_factory, template, memory_limit, data):
     paths = [p for p in _paths(template) if p]
     path = data.draw(st.sampled_from(paths))
     doc = copy.deepcopy(template)
@@ -238,6 +251,21 @@ def test_a_copied_artifact_keeps_its_permission_bits(save_dir, tmp_path):
         tree = yprov4ml.log_artifact(tmp_path / "d")
     assert os.stat(run.run_dir / copied.path).st_mode & 0o777 == 0o600
     assert os.stat(run.run_dir / tree.path / "secret.txt").st_mode & 0o777 == 0o600
+
+
+def test_a_directory_artifact_too_large_to_copy_is_refused_before_copying(save_dir, tmp_path, monkeypatch):
+    from yprov4ml import run_files
+
+    monkeypatch.setattr(run_files, "MAX_COPIED_ENTRIES", 50)
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(60):
+        (tree / f"f{i}").write_text("x")
+    with yprov4ml.start_run(experiment_name="many", provenance_save_dir=save_dir) as run:
+        with pytest.raises(ArtifactError, match="copy=False"):
+            yprov4ml.log_artifact(tree)
+        referenced = yprov4ml.log_artifact(tree, copy=False)
+    assert not (run.run_dir / "artifacts").exists() and referenced.path == str(tree.resolve())
 
 
 def test_a_directory_with_a_link_loop_is_copied_once(save_dir, tmp_path):

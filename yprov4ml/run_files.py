@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 _now = time.time
+MAX_COPIED_ENTRIES = 100_000  # files and folders of one directory artifact copied into the run directory
 
 
 def _checked_param(key: Any, value: Any) -> Any:
@@ -55,6 +56,18 @@ def _tree_size_and_sha(path: Path) -> tuple[int, str]:
                 size += item.stat().st_size
                 digest.update(f"{rel}\0{sha256_of(item)}\n".encode())
     return size, digest.hexdigest()
+
+
+def _check_copy_size(tree: Path) -> None:
+    """Refuse, before copying anything, a directory of more than ``MAX_COPIED_ENTRIES`` entries."""
+    entries = 0
+    for _, dirs, files in os.walk(tree):  # links are not followed, as in the copy itself
+        entries += len(dirs) + len(files)
+        if entries > MAX_COPIED_ENTRIES:
+            raise ArtifactError(
+                f"artifact {tree} holds more than {MAX_COPIED_ENTRIES} files and folders; nothing was copied. "
+                "Log it with copy=False (recorded by reference and hash) or log the files that matter."
+            )
 
 
 class FileDirectives:
@@ -109,6 +122,8 @@ class FileDirectives:
         if not isinstance(name, str) or not name or "\0" in name:
             raise ArtifactError(f"artifact name {name!r} must be non-empty text without NUL characters")
         name = redact_text(name)[0]  # before it becomes a path: a secret in a name never reaches the disk
+        if copy and source.is_dir():
+            _check_copy_size(source)
         if copy:
             with self._lock:
                 target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}", name))
