@@ -307,6 +307,9 @@ def test_planted_secrets_reach_no_output_in_clear(tmp_path):
     redacted = json.loads(view.run["redacted"])  # a JSON list, like every list attribute
     assert any("--db-password" in r for r in redacted) and any("MYSQL_PWD" in r for r in redacted)
     assert "visible-value" in (run_dir / "prov.rank0.json").read_text()
+    from yprov4ml.capture.secrets import is_secret_name
+
+    assert not any(is_secret_name(n) for n in ("PWD", "OLDPWD", "tokenizer", "max_tokens", "author", "key_dim"))
 
 
 def test_keep_in_clear_leaves_a_named_key_alone(save_dir):

@@ -10,6 +10,7 @@ from pathlib import Path
 import json
 
 import jsonschema
+import pytest
 import prov.model as pm
 from prov.serializers.provjson import encode_json_document
 
@@ -88,3 +89,20 @@ def test_ci_turns_a_skip_into_a_failure(tmp_path):
     lenient = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert lenient.returncode == 0 and "1 skipped" in lenient.stdout
+
+
+def test_fast_checks_refuse_what_prov_cannot_read_and_accept_a_default_namespace():
+    from yprov4ml.errors import DocumentError
+    from yprov4ml.prov.decode import checked_schema
+
+    plain = {"prefix": {"default": "http://example.org/"}, "entity": {"e1": {"prov:label": "x"}}}
+    assert checked_schema(Path("d.json"), plain) is plain  # valid PROV-JSON: unprefixed ids, default namespace
+    assert validate_document(plain).ok
+    for broken, why in ((dict(plain, prefix={}), "not a qualified name"),
+                        ({"prefix": {"ex": ""}, "entity": {"ex:e": {}}}, "absolute IRI"),
+                        ({"entity": {"ex:e": {}}}, "'ex'"),
+                        ({"prefix": {"ex": "http://e/"}, "activity": {"ex:a": {"prov:startTime": False}}},
+                         "not an xsd:dateTime")):
+        with pytest.raises(DocumentError, match=why):
+            checked_schema(Path("d.json"), broken)
+        assert not validate_document(broken).ok  # prov agrees: each is unreadable

@@ -50,8 +50,13 @@ def keep_in_clear_names(extra: Iterable[str] = ()) -> frozenset[str]:
     return frozenset(names | set(extra))
 
 
+_NOT_SECRET = {"PWD", "OLDPWD"}  # the shell's working directories, not passwords
+
+
 def is_secret_name(name: str) -> bool:
     """True for names that say they hold a secret (API_TOKEN, db_password, MYSQL_PWD, SSH_KEY, ...)."""
+    if name.upper() in _NOT_SECRET:
+        return False
     joined = re.sub(r"[^a-z0-9]", "", name.lower())
     if any(marker in joined for marker in _NAME_MARKERS):
         return True

@@ -156,9 +156,19 @@ def _is_datetime(value: Any) -> bool:
     return True
 
 
-def undeclared_prefixes(document: dict[str, Any]) -> set[str]:
-    """Prefixes that a document's identifiers, references and literal types use but it does not declare, and
-    times that are no xsd:dateTime (bundles included).
+def _prefix_of(name: Any, declared: set[str]) -> str:
+    """The prefix a name needs declared, or a description of why it is no qualified name."""
+    if isinstance(name, str) and ":" not in name and "default" in declared and _PREFIX_NAME.fullmatch(name):
+        return "default"  # an unprefixed name in the document's default namespace
+    if not isinstance(name, str) or not _QNAME.fullmatch(name):
+        return f"{name!r} (not a qualified name)"
+    return name.split(":", 1)[0]
+
+
+def unreadable_parts(document: dict[str, Any]) -> set[str]:
+    """What prov's reader would reject although the schema allows it (bundles included): prefixes used by
+    identifiers, references, attribute names and literal types but not declared, names that are no
+    qualified names, and times that are no xsd:dateTime.
 
     prov cannot read such a document; one that has them would make every
     document built from it (a merge, a bundle) unreadable too.
@@ -172,10 +182,7 @@ def undeclared_prefixes(document: dict[str, Any]) -> set[str]:
             names = [identifier] + ([v for k, v in record.items() if k in _REFERENCES and isinstance(v, str)]
                                     if isinstance(record, dict) else [])
             for name in names:
-                if not _QNAME.fullmatch(name):
-                    used.add(f"{name!r} (not a qualified name)")
-                else:
-                    used.add(name.split(":", 1)[0])
+                used.add(_prefix_of(name, declared))
             for key, value in (record.items() if isinstance(record, dict) else ()):
                 names = [key]  # an attribute's name is a qualified name too
                 for literal in (value if isinstance(value, list) else [value]):
@@ -184,17 +191,14 @@ def undeclared_prefixes(document: dict[str, Any]) -> set[str]:
                         if literal["type"] in _QNAME_TYPES:  # ... and so is its value
                             names.append(literal.get("$"))
                 for name in names:
-                    if not isinstance(name, str) or not _QNAME.fullmatch(name):
-                        used.add(f"{name!r} (not a qualified name)")
-                    else:
-                        used.add(name.split(":", 1)[0])
+                    used.add(_prefix_of(name, declared))
             for key in _TIMES & (set(record) if isinstance(record, dict) else set()):
                 if not _is_datetime(record[key]):
                     used.add(f"{key} of {identifier} (not an xsd:dateTime)")
     missing = used - declared
     for bundle in (document.get("bundle") or {}).values():
         if isinstance(bundle, dict):
-            missing |= undeclared_prefixes({**bundle, "prefix": {**(document.get("prefix") or {}),
+            missing |= unreadable_parts({**bundle, "prefix": {**(document.get("prefix") or {}),
                                                                 **(bundle.get("prefix") or {})}})
     return missing
 
@@ -214,7 +218,7 @@ def checked_schema(path: Path, data: Any) -> dict[str, Any]:
     if bad:
         raise DocumentError(f"{path}: not valid PROV-JSON (prefix {bad[0]}: a prefix is a name bound to an "
                             "absolute IRI, such as \"ex\": \"http://example.org/\")")
-    missing = undeclared_prefixes(data)
+    missing = unreadable_parts(data)
     if missing:
         raise DocumentError(f"{path}: not valid PROV-JSON (undeclared prefixes or bad times: {sorted(missing)[:5]})")
     return data
