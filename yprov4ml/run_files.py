@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .capture.secrets import Redactions, redact_text
 from .context import Context, as_context
@@ -16,9 +16,6 @@ from .record import DatasetInfo, FileEntity, ModelVersion, Param
 from .storage.files import inside, sha256_of
 from .storage.names import safe_name
 from .values import as_step, as_time, param_value, same_value
-
-if TYPE_CHECKING:
-    from .run import Run
 
 _now = time.time
 MAX_COPIED_ENTRIES = 100_000  # files and folders of one directory artifact copied into the run directory
@@ -73,17 +70,17 @@ def _check_copy_size(tree: Path) -> None:
 class FileDirectives:
     """log_param, log_artifact, save_model_version, log_model, log_dataset; mixed into ``Run``."""
 
-    def log_param(self: "Run", key: str, value: Any) -> None:
+    def log_param(self, key: str, value: Any) -> None:
         """Record a parameter. A key is logged once; the same value again is accepted."""
         self._record_params({key: _checked_param(key, value)})
 
-    def log_params(self: "Run", params: dict[str, Any]) -> None:
+    def log_params(self, params: dict[str, Any]) -> None:
         """Record several parameters; all are checked before any is recorded."""
         if not isinstance(params, dict):
             raise ParamConflictError(f"log_params takes a dict of name → value, got {type(params).__name__}")
         self._record_params({key: _checked_param(key, value) for key, value in params.items()})
 
-    def _record_params(self: "Run", checked: dict[str, Any]) -> None:
+    def _record_params(self, checked: dict[str, Any]) -> None:
         hidden: dict[str, list[str]] = {}
         for key, value in checked.items():  # before anything is journaled: secrets never reach the disk
             redactions = Redactions(self._keep_in_clear)
@@ -108,7 +105,7 @@ class FileDirectives:
                                    redacted=param.redacted)
                 self.record.params[key] = param
 
-    def log_artifact(self: "Run", artifact_path: str | os.PathLike, context: Context | str | None = None,
+    def log_artifact(self, artifact_path: str | os.PathLike, context: Context | str | None = None,
                      step: int | None = None, timestamp: float | None = None, *, name: str | None = None,
                      is_input: bool = False, copy: bool = True) -> FileEntity:
         """Record a file or directory: copied under ``artifacts/`` (or referenced with ``copy=False``)."""
@@ -147,7 +144,7 @@ class FileDirectives:
         self._add_file("artifact", item, self.record.artifacts)
         return item
 
-    def _free_path(self: "Run", target: Path) -> Path:
+    def _free_path(self, target: Path) -> Path:
         """``target``, or ``stem-2.ext``, ``stem-3.ext``... when a file of that name was logged already."""
         candidate, n = target, 1
         while candidate.exists() or candidate.is_symlink():
@@ -155,7 +152,7 @@ class FileDirectives:
             candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
         return candidate
 
-    def _add_file(self: "Run", kind: str, item: FileEntity, into: list) -> None:
+    def _add_file(self, kind: str, item: FileEntity, into: list) -> None:
         with self._lock:
             self._check_open(f"log_{kind}")
             if item.context:
@@ -163,7 +160,7 @@ class FileDirectives:
             self.journal.write(kind, **item.__dict__)
             into.append(item)
 
-    def save_model_version(self: "Run", model: Any, model_name: str | None = None,
+    def save_model_version(self, model: Any, model_name: str | None = None,
                            context: Context | str | None = None, step: int | None = None,
                            timestamp: float | None = None, *, final: bool = False) -> ModelVersion:
         """Save a checkpoint of ``model``; versions of one name form a derivation chain."""
@@ -189,14 +186,14 @@ class FileDirectives:
             self._add_file("model", item, self.record.models)
         return item
 
-    def log_model(self: "Run", model: Any, model_label: str | None = None, context: Context | str | None = None,
+    def log_model(self, model: Any, model_label: str | None = None, context: Context | str | None = None,
                   step: int | None = None) -> ModelVersion:
         """Save the final model (either argument order is accepted)."""
         if isinstance(model, str) and not isinstance(model_label, str):
             model, model_label = model_label, model
         return self.save_model_version(model, model_label, context, step, final=True)
 
-    def log_dataset(self: "Run", dataset: Any, label: str | None = None,
+    def log_dataset(self, dataset: Any, label: str | None = None,
                     context: Context | str | None = None) -> DatasetInfo:
         """Record a dataset or data loader: samples, batch size, batches, sample shape, transform."""
         from .capture.datasets import describe_dataset

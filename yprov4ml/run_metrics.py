@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .collectors.energy import STILL_STARTING
 from .context import Context, as_context
@@ -13,9 +13,6 @@ from .storage.names import UniqueNames
 from .storage.series import MetricSeries
 from .values import STEP_MAX, STEP_MIN, as_metric_value, as_step, as_time
 
-if TYPE_CHECKING:
-    from .run import Run
-
 _now = time.time
 
 
@@ -23,7 +20,7 @@ class MetricDirectives:
     """log_metric and friends; mixed into ``Run``, whose attributes they use."""
 
     # ---------------------------------------------------------------- hot path
-    def log_metric(self: "Run", key: str, value: float, context: Context | str | None = None,
+    def log_metric(self, key: str, value: float, context: Context | str | None = None,
                    step: int | None = None, timestamp: float | None = None) -> None:
         """Append one point to the (key, context) series: a memory append, no I/O."""
         try:
@@ -52,7 +49,7 @@ class MetricDirectives:
             self._since_flush = 0
             self._writer.wake()
 
-    def _open_series(self: "Run", key: Any, context: Any, unit: str | None = None) -> MetricSeries:
+    def _open_series(self, key: Any, context: Any, unit: str | None = None) -> MetricSeries:
         """Slow path of log_metric: validate, create the series and its file, alias the raw context."""
         if not isinstance(key, str) or not key:
             raise InvalidMetricError(f"metric key {key!r} must be a non-empty string")
@@ -71,7 +68,7 @@ class MetricDirectives:
             self._series[key, context] = series
             return series
 
-    def log_metrics(self: "Run", metrics: dict[str, float], context: Context | str | None = None,
+    def log_metrics(self, metrics: dict[str, float], context: Context | str | None = None,
                     step: int | None = None, timestamp: float | None = None) -> None:
         """Log several metrics at the same step; every value is checked before any is logged."""
         if not isinstance(metrics, dict):
@@ -87,7 +84,7 @@ class MetricDirectives:
             self.log_metric(key, value, context, step, timestamp)
 
     # ---------------------------------------------------------------- collectors
-    def _start_collectors(self: "Run", system_metrics_interval: float | None) -> None:
+    def _start_collectors(self, system_metrics_interval: float | None) -> None:
         from .collectors.system import SystemCollector
 
         self._collector_failures: set[str] = set()
@@ -102,7 +99,7 @@ class MetricDirectives:
                 lambda step: self.log_system_metrics(SAMPLER_CONTEXT, step), system_metrics_interval)
             self._sampler.start()
 
-    def _collector(self: "Run", name: str) -> Any:
+    def _collector(self, name: str) -> Any:
         """The gpu / energy collector, created on first use (None when unavailable)."""
         if name not in self._collectors:
             if name == "gpu":
@@ -115,18 +112,18 @@ class MetricDirectives:
                 self._collectors[name] = EnergyTracker(self._energy_country)
         return self._collectors[name]
 
-    def _log_figures(self: "Run", figures: list[tuple[str, float, str]], context: Any, step: int | None) -> None:
+    def _log_figures(self, figures: list[tuple[str, float, str]], context: Any, step: int | None) -> None:
         for name, value, unit in figures:
             if (name, context) not in self._series:
                 self._open_series(name, context, unit)
             self.log_metric(name, value, context, step)
 
-    def _collector_failed(self: "Run", what: str, exc: Exception) -> None:
+    def _collector_failed(self, what: str, exc: Exception) -> None:
         if what not in self._collector_failures:  # once per collector: training goes on
             self._collector_failures.add(what)
             warnings.warn(f"yprov4ml: {what} failed and is skipped: {type(exc).__name__}: {exc}", RuntimeWarning)
 
-    def log_system_metrics(self: "Run", context: Context | str | None = None, step: int | None = None) -> None:
+    def log_system_metrics(self, context: Context | str | None = None, step: int | None = None) -> None:
         """Log CPU, memory and disk load, and every visible GPU's figures, as metric series."""
         self._check_open("log_system_metrics")
         try:
@@ -139,7 +136,7 @@ class MetricDirectives:
             return
         self._log_figures(figures, context, step)
 
-    def log_carbon_metrics(self: "Run", context: Context | str | None = None, step: int | None = None) -> None:
+    def log_carbon_metrics(self, context: Context | str | None = None, step: int | None = None) -> None:
         """Log energy (kWh: total, CPU, GPU, RAM), emissions (kg CO2eq) and power (W) from codecarbon.
 
         Only local rank 0 of each node measures: codecarbon measures the whole
@@ -158,18 +155,18 @@ class MetricDirectives:
             self._collector_failed("log_carbon_metrics", RuntimeError(energy.unavailable))  # said once, not silent
         self._log_figures(figures, context, step)
 
-    def log_current_execution_time(self: "Run", label: str, context: Context | str | None = None,
+    def log_current_execution_time(self, label: str, context: Context | str | None = None,
                                    step: int | None = None) -> float:
         """Log the seconds elapsed since the run started as metric ``label`` (unit: s)."""
         elapsed = _now() - self.record.info.start_time
         self._log_figures([(label, elapsed, "s")], context, step)
         return elapsed
 
-    def log_execution_start_time(self: "Run", label: str = "execution") -> None:
+    def log_execution_start_time(self, label: str = "execution") -> None:
         """Start a timer; ``log_execution_end_time(label)`` logs its duration."""
         self._timers[label] = time.perf_counter()
 
-    def log_execution_end_time(self: "Run", label: str = "execution", context: Context | str | None = None,
+    def log_execution_end_time(self, label: str = "execution", context: Context | str | None = None,
                                step: int | None = None) -> float:
         """Log the seconds since ``log_execution_start_time(label)`` as metric ``<label>_time_s``."""
         started = self._timers.pop(label, None)
@@ -179,11 +176,11 @@ class MetricDirectives:
         self._log_figures([(f"{label}_time_s", elapsed, "s")], context, step)
         return elapsed
 
-    def _stop_sampler(self: "Run") -> None:
+    def _stop_sampler(self) -> None:
         if self._sampler is not None:
             self._sampler.stop()
 
-    def _stop_collectors(self: "Run") -> None:
+    def _stop_collectors(self) -> None:
         energy = self._collectors.get("energy")
         if energy is not None:
             self.record.resource_usage.update(energy.totals())
