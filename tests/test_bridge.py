@@ -275,3 +275,9 @@ def test_the_bundle_types_its_records_as_qualified_names(pipeline):
 
     found = list(types(json.loads((pipeline / "bundle.prov.json").read_text())))
     assert len(found) > 20 and all(isinstance(t, dict) and t["type"] == "xsd:QName" for t in found)
+
+
+def test_crate_paths_keep_the_run_id(pipeline):
+    runs = {p.name for p in (pipeline / "crate" / "runs" / "train").iterdir()}
+    ids = {json.loads(line)["run_id"] for line in (pipeline / "runs.jsonl").read_text().splitlines()}
+    assert runs and runs <= ids  # runs/<task>/<run id>/: the id itself, no hash added to it

@@ -162,3 +162,16 @@ def test_merge_refusals_leave_no_output(sample_run, tmp_path):
         merge([sample_run / "prov.rank0.json", copy], out)
     assert merge([sample_run, run2.run_dir], out, force=True).run_ids == sorted([sample_run.name, run2.run_id])
     assert_valid_prov(out)
+
+
+def test_merging_runs_whose_ids_are_no_safe_names_gives_valid_prov(sample_run, tmp_path):
+    inputs = []
+    for n, run_id in enumerate(("a b/../c", "d\\e")):
+        doc = json.loads((sample_run / "prov.rank0.json").read_text())
+        run = next(v for v in doc["activity"].values() if v.get("yprov:run_id"))
+        run["yprov:run_id"] = run_id
+        inputs.append(tmp_path / f"doc{n}.json")
+        inputs[-1].write_text(json.dumps(doc))
+    result = merge(inputs, tmp_path / "merged.json", force=True)
+    assert result.run_ids == sorted(["a b/../c", "d\\e"])
+    assert_valid_prov(tmp_path / "merged.json")

@@ -285,3 +285,19 @@ def test_a_checkpoint_path_is_described_as_a_checkpoint(save_dir, tmp_path):
         yprov4ml.save_model_version(str(checkpoint), "net", step=3)
     (model,) = yprov4ml.load_run(run.run_dir).models
     assert model["model_class"] == "checkpoint file" and model["checkpoint_format"] == "ckpt" and model["step"] == 3
+
+
+def test_identities_are_kept_as_they_are_while_keys_are_kept_apart(save_dir):
+    from yprov4ml.storage.names import safe_part
+
+    run = yprov4ml.start_run("www.example.org", "ids", save_dir, run_id="exp-1a2b3c4d", user="alice-0badcafe")
+    yprov4ml.log_metric("a_b-7dbde935", 1.0)
+    path = yprov4ml.end_run()
+    doc = json.loads(path.read_text())
+    assert run.run_dir.name == "exp-1a2b3c4d"  # a run id chosen by the user names its directory, unchanged
+    assert doc["prefix"]["run"].endswith("/run/exp-1a2b3c4d/")
+    assert "user:alice-0badcafe" in doc["agent"]
+    generated = yprov4ml.start_run("www.example.org", "ids", save_dir)
+    yprov4ml.end_run()
+    assert json.loads(generated.prov_path.read_text())["prefix"]["run"].endswith(f"/run/{generated.run_id}/")
+    assert safe_part("a b/../x") != "a b/../x" and "/" not in safe_part("a b/../x")

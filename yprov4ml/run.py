@@ -31,7 +31,7 @@ from .safety import outcome
 from .storage.files import atomic_write_text, sha256_of
 from .storage.journal import Journal
 from .storage.layout import journal_file, prov_file
-from .storage.names import safe_name
+from .storage.names import safe_part
 from .storage.writer import MetricWriter
 
 _now = time.time
@@ -61,7 +61,7 @@ class Run(MetricDirectives, FileDirectives):
         redactions = Redactions(self._keep_in_clear)
         command_line = shlex.join(redactions.argv([sys.executable, *sys.argv]))
         self.rank = ranks.rank
-        self.run_dir = Path(save_dir).absolute() / safe_name(experiment) / run_id
+        self.run_dir = Path(save_dir).absolute() / safe_part(experiment) / run_id
         self.prov_path = prov_file(self.run_dir, self.rank)
         source = capture_source()  # before the journal exists: a kill in between leaves no empty journal
         self.record = RunRecord(RunInfo(

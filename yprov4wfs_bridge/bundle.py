@@ -18,6 +18,7 @@ from typing import Any
 from yprov4ml.prov.decode import RankDocument, attributes, prov_type, rank_document
 from yprov4ml.prov.document import qname_json
 from yprov4ml.storage.files import atomic_write_text
+from yprov4ml.storage.names import safe_part
 
 from .provwf import task_activity_id
 
@@ -25,7 +26,7 @@ BUNDLE_TYPE = "yprov:RunBundle"
 
 
 def bundle_id(run_id: str, rank: int) -> str:
-    return f"wf:run/{run_id}/rank-{rank}"
+    return f"wf:run/{safe_part(run_id)}/rank-{rank}"  # a run id read from a file: a safe QName part
 
 
 def multi_level_document(workflow: dict[str, Any], documents: list[RankDocument],

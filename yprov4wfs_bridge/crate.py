@@ -25,7 +25,7 @@ from typing import Any
 
 from yprov4ml.prov.decode import RankDocument
 from yprov4ml.prov.document import VOCABULARY
-from yprov4ml.storage.names import safe_name
+from yprov4ml.storage.names import safe_part
 from yprov4ml.version import __version__
 
 from .runs import document_files
@@ -199,7 +199,7 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
 
         for doc in task_docs:
             run_dir = doc.path.parent.resolve()
-            base = f"runs/{task['id']}/{safe_name(doc.run_id)}"  # a run id read from a file names no path
+            base = f"runs/{task['id']}/{safe_part(doc.run_id)}"  # a run id read from a file names no path
             add_file(doc.path, f"{base}/{doc.path.name}", {
                 "name": f"PROV-JSON of run {doc.run_id} rank {doc.rank}", "encodingFormat": "application/json",
                 "conformsTo": {"@id": "https://www.w3.org/submissions/prov-json/"}, "about": _ref(action)})

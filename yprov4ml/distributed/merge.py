@@ -28,7 +28,7 @@ from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json
 from ..prov.validate import count_records
 from ..storage.files import atomic_write_text, sha256_of
 from ..storage.layout import COLLECTION_FILE, rank_documents
-from ..storage.names import safe_name
+from ..storage.names import safe_part
 from .ranks import missing_ranks
 
 
@@ -140,7 +140,9 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     docs.sort(key=lambda d: (d.run_id, d.rank))
 
     multi = len(run_ids) > 1
-    merged_ns = f"{RUN_NAMESPACE}{run_ids[0]}/merged/" if not multi else f"{RUN_NAMESPACE}merged/"
+    if len({safe_part(r) for r in run_ids}) < len(run_ids):  # ids from files: two must not name one bundle
+        raise MergeError(f"two of the run ids {run_ids[:5]} make the same identifier; merge them one at a time")
+    merged_ns = f"{RUN_NAMESPACE}{safe_part(run_ids[0])}/merged/" if not multi else f"{RUN_NAMESPACE}merged/"
     prefixes = {"merged": merged_ns, "yprov": VOCABULARY, "prov": "http://www.w3.org/ns/prov#",
                 "xsd": "http://www.w3.org/2001/XMLSchema#"}
     run_iris = {str(d.data.get("prefix", {}).get("run")) for d in docs}
@@ -160,7 +162,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
 
     bundle_of: dict[tuple[str, int], str] = {}
     for doc in docs:
-        bundle_id = f"merged:{doc.run_id}/rank-{doc.rank}" if multi else f"merged:rank-{doc.rank}"
+        bundle_id = f"merged:{safe_part(doc.run_id)}/rank-{doc.rank}" if multi else f"merged:rank-{doc.rank}"
         bundle_of[doc.run_id, doc.rank] = bundle_id
         out["bundle"][bundle_id] = doc.data  # the rank's records, unchanged, with their own prefixes
         out["entity"][bundle_id] = {
@@ -173,12 +175,13 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         ranks = [d for d in docs if d.run_id == run_id]
         world = max(d.world_size for d in ranks)
         present = {d.rank for d in ranks}
-        activity_id = f"merged:{run_id}/distributed" if multi else "merged:distributed"
+        missing_count, first_missing = missing_ranks(world, present, most=1024)
+        activity_id = f"merged:{safe_part(run_id)}/distributed" if multi else "merged:distributed"
         element: dict[str, Any] = {
             "prov:type": qname_json("yprov:DistributedRun"), "prov:label": f"run {run_id} ({len(ranks)} of {world} ranks)",
             "yprov:run_id": run_id, "yprov:world_size": _typed(world), "yprov:ranks_merged": _typed(len(ranks)),
-            "yprov:missing_ranks": json.dumps(missing_ranks(world, present, most=1024)[1]),
-            "yprov:missing_count": _typed(missing_ranks(world, present, most=0)[0]),
+            "yprov:missing_ranks": json.dumps(first_missing),
+            "yprov:missing_count": _typed(missing_count),
         }
         starts = [d.run["prov:startTime"] for d in ranks if "prov:startTime" in d.run]
         ends = [d.run["prov:endTime"] for d in ranks if "prov:endTime" in d.run]
@@ -187,7 +190,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         if ends:
             element["prov:endTime"] = max(ends)
         out["activity"][activity_id] = element
-        collection = f"merged:{run_id}/ranks" if multi else "merged:ranks"
+        collection = f"merged:{safe_part(run_id)}/ranks" if multi else "merged:ranks"
         out["entity"][collection] = {"prov:type": qname_json("prov:Collection"), "prov:label": f"rank documents of {run_id}"}
         relate("wasGeneratedBy", {"prov:entity": collection, "prov:activity": activity_id})
         for d in ranks:
@@ -196,7 +199,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     for (key, context), per_rank in sorted(summaries.items()):
         lasts = _finite(s["last"] for s in per_rank.values())
         mins, maxs = _finite(s["min"] for s in per_rank.values()), _finite(s["max"] for s in per_rank.values())
-        identifier = f"merged:metric/{safe_name(context)}/{safe_name(per_rank[min(per_rank)]['id'].rsplit('/', 1)[-1])}"
+        identifier = f"merged:metric/{safe_part(context)}/{safe_part(per_rank[min(per_rank)]['id'].rsplit('/', 1)[-1])}"
         out["entity"][identifier] = {
             "prov:type": qname_json("yprov:CrossRankMetric"), "prov:label": f"{key} ({context}) over {len(per_rank)} ranks",
             "yprov:key": key, "yprov:context": context, "yprov:ranks": _typed(len(per_rank)),

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from ..errors import YProvError
-from ..storage.names import safe_name
+from ..storage.names import safe_part
 from .ranks import RankInfo, mpi_comm, torch_group
 
 RUN_ID_VARIABLE = "YPROV4ML_RUN_ID"
@@ -33,7 +33,7 @@ def _import_mpi_comm() -> object | None:
 def new_run_id(experiment: str) -> str:
     """A fresh, collision-free run id: experiment, UTC time, random suffix."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{safe_name(experiment)}-{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{safe_part(experiment)}-{stamp}-{uuid.uuid4().hex[:8]}"
 
 
 def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
@@ -46,11 +46,11 @@ def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequenc
     env = os.environ if environ is None else environ
     given = explicit or env.get(RUN_ID_VARIABLE)
     if given:
-        return safe_name(given) + (f"-{sequence}" if sequence and not explicit else "")
+        return safe_part(given) + (f"-{sequence}" if sequence and not explicit else "")
     if ranks.world_size <= 1 and mpi_comm() is None:
         return new_run_id(experiment)
     if ranks.job_id:
-        return f"{safe_name(experiment)}-{safe_name(ranks.job_id)}" + (f"-{sequence}" if sequence else "")
+        return f"{safe_part(experiment)}-{safe_part(ranks.job_id)}" + (f"-{sequence}" if sequence else "")
     if torch_group() is not None:  # torch.distributed (Lightning DDP, torchrun): rank 0 decides
         return _torch_broadcast(new_run_id(experiment) if ranks.rank == 0 else None)
     comm = mpi_comm() or _import_mpi_comm()

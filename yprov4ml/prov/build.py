@@ -12,7 +12,7 @@ from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 
 from ..version import __version__
 from ..record import FileEntity, ModelVersion, RunRecord
-from ..storage.names import UniqueNames, safe_name
+from ..storage.names import UniqueNames, safe_name, safe_part
 from .document import (context_activity_id, literal, metric_entity_id, new_document, prov_kind, run_activity_id,
                        timestamp)
 
@@ -48,7 +48,7 @@ def build_document(record: RunRecord) -> ProvDocument:
     run = doc.activity(run_activity_id(rank), timestamp(info.start_time),
                        timestamp(info.end_time) if info.end_time else None, run_attrs)
 
-    person = doc.agent(f"user:{safe_name(info.user)}", {PROV_TYPE: prov_kind("prov:Person"), PROV_LABEL: info.user})
+    person = doc.agent(f"user:{safe_part(info.user)}", {PROV_TYPE: prov_kind("prov:Person"), PROV_LABEL: info.user})
     software = doc.agent("yprov:yprov4ml", {PROV_TYPE: prov_kind("prov:SoftwareAgent"), PROV_LABEL: "yprov4ml",
                                             "yprov:version": __version__})
     doc.wasAssociatedWith(run, person)

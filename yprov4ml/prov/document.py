@@ -13,7 +13,7 @@ from typing import Any
 
 from prov.model import PROV, XSD, Namespace, ProvDocument, QualifiedName
 
-from ..storage.names import safe_name
+from ..storage.names import safe_part
 
 VOCABULARY = "https://w3id.org/yprov4ml/ns#"
 RUN_NAMESPACE = "https://w3id.org/yprov4ml/run/"
@@ -76,7 +76,7 @@ def new_document(run_id: str, user_namespace: str) -> ProvDocument:
     doc = ProvDocument()
     doc.add_namespace("xsd", XSD.uri)
     doc.add_namespace("yprov", VOCABULARY)
-    doc.add_namespace("run", f"{RUN_NAMESPACE}{safe_name(run_id)}/")
+    doc.add_namespace("run", f"{RUN_NAMESPACE}{safe_part(run_id)}/")
     doc.add_namespace("user", absolute_namespace(user_namespace))
     return doc
 

@@ -32,6 +32,23 @@ def safe_name(text: str, digest_length: int = 8) -> str:
     return f"{readable}-{_digest(text, digest_length)}"
 
 
+MAX_IDENTITY = 200  # characters of a run id or experiment name kept as it is (a path component: 255 bytes)
+
+
+def safe_part(text: str) -> str:
+    """An identity — a run id, an experiment name, a job id — as a file name and QName part.
+
+    Kept exactly when it already is one (a generated run id ends in eight hex
+    digits, which ``safe_name`` would take for a derived name and hash again);
+    otherwise derived by ``safe_name``. Keys of one run (metrics, params,
+    models) go through ``safe_name`` / ``UniqueNames`` instead, which keep
+    them apart from one another.
+    """
+    if len(text) <= MAX_IDENTITY and _PLAIN.fullmatch(text) and not text.endswith("."):
+        return text
+    return safe_name(text)
+
+
 class UniqueNames:
     """One name per key, distinct across keys: minted once, then always the same."""
 
