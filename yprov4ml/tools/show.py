@@ -13,6 +13,7 @@ from ..prov.decode import checked_schema, prov_type, rank_document
 from ..prov.reader import DamagedRunWarning, RunView, load_run
 from ..storage.files import read_json
 from ..storage.layout import rank_documents
+from .compare import find_runs
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -98,11 +99,6 @@ def _merged_ranks(path: Path) -> list[dict[str, Any]] | None:
     return sorted(out, key=lambda r: (r["run_id"], r["rank"]))
 
 
-def _run_dirs(path: Path) -> list[Path]:
-    return sorted(p.parent for p in path.glob("*/prov.rank0.json")) or sorted(
-        p.parent for p in path.glob("*/*/prov.rank0.json"))
-
-
 def show(path: str | Path, rank: int = 0, as_json: bool = False) -> str:
     """The text (or JSON) ``yprov4ml show PATH`` prints."""
     path = Path(path)
@@ -120,7 +116,10 @@ def show(path: str | Path, rank: int = 0, as_json: bool = False) -> str:
         if any(path.glob("journal.rank*.jsonl")):
             raise NotARunError(f"{path} has no document yet: the run was killed or is still running. "
                                f"`yprov4ml recover {path}` writes one from its journal (status KILLED)")
-        runs = _run_dirs(path)
+        try:
+            runs = find_runs([path])
+        except NotARunError:  # no finished run below: perhaps unfinished ones
+            runs = []
         unfinished = sorted({j.parent for j in path.glob("*/journal.rank*.jsonl")} - set(runs))
         if runs or unfinished:  # an experiment (or a provenance) directory: every run in it
             summaries = [summary(_quiet_load(run, rank)) for run in runs]
