@@ -72,7 +72,6 @@ class Run(MetricDirectives, FileDirectives):
             host=socket.gethostname(), pid=os.getpid(),
             command_line=command_line, working_dir=os.getcwd(), start_time=_now(), redacted=redactions.items,
         ))
-        self.pid = os.getpid()
         self._lock = threading.RLock()
         self._open = True
         self._ended = threading.Event()
@@ -111,6 +110,11 @@ class Run(MetricDirectives, FileDirectives):
     @property
     def run_id(self) -> str:
         return self.record.info.run_id
+
+    @property
+    def pid(self) -> int:
+        """The process that records this run (a forked child is another)."""
+        return self.record.info.pid
 
     @property
     def is_active(self) -> bool:

@@ -58,8 +58,8 @@ def inside(root: Path, relative: str) -> Path:
             f"artifact name {relative!r} would escape the run directory: "
             "give a relative name without '..' (e.g. name='plots/loss.png')"
         )
-    target = (root / Path(*pure.parts)).resolve()
-    if not target.is_relative_to(root.resolve()):
+    target = resolve_inside(root, pure.as_posix())
+    if target is None:
         raise ArtifactError(f"artifact name {relative!r} resolves outside the run directory {root}")
     return target
 
