@@ -35,6 +35,7 @@ class RunInfo:
     error: str | None = None
     parent_task: dict[str, str] | None = None
     redacted: list[str] = field(default_factory=list)  # where secrets were hidden (never what they were)
+    external_ids: dict[str, str] = field(default_factory=dict)  # ids elsewhere (an imported MLflow run's)
 
 
 @dataclass

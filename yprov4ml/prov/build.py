@@ -39,7 +39,7 @@ def build_document(record: RunRecord) -> ProvDocument:
         "host": info.host, "pid": info.pid, "command_line": info.command_line, "working_dir": info.working_dir or None,
         "wall_time_s": (info.end_time - info.start_time) if info.end_time else None,
         "redacted": (info.redacted + record.environment.get("redacted", [])) or None,
-        **(record.resource_usage or {}),
+        **(record.resource_usage or {}), **info.external_ids,
     })
     if info.parent_task:
         run_attrs.update(_attrs({f"parent_{k}": v for k, v in info.parent_task.items()}))

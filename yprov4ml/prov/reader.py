@@ -36,6 +36,7 @@ class RunView:
     start_time: str | None
     end_time: str | None
     error: str | None = None
+    user: str = ""  # the person the run was associated with
     run: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[tuple[str, str], MetricData] = field(default_factory=dict)
@@ -81,6 +82,9 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
         status=str(info.get("status", "UNKNOWN")), rank=found.rank, world_size=found.world_size,
         start_time=info.get("prov:startTime"), end_time=info.get("prov:endTime"), error=info.get("error"), run=info,
     )
+    for element in (doc.get("agent") or {}).values():
+        if isinstance(element, dict) and prov_type(element) == "prov:Person":
+            view.user = str(attributes(element).get("prov:label", ""))
     for identifier, element in doc.get("entity", {}).items():
         try:
             _read_entity(view, prov_type(element), attributes(element))

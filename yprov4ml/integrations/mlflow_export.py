@@ -1,0 +1,245 @@
+"""Recorded runs → MLflow: params, every metric point, tags, artifacts, times and status.
+
+A run directory with one rank document becomes one MLflow run; a collected
+distributed run becomes a parent run with one child run per rank. A run is
+found again by its ``yprov4ml.run_id`` / ``yprov4ml.rank`` tags, so exporting
+it twice does not duplicate it; a half-finished export is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import MissingDependencyError, NotARunError
+from ..prov.reader import RunView, load_run
+from ..storage.files import resolve_inside
+from ..storage.layout import COLLECTION_FILE, rank_documents
+from . import mlflow_names as names
+
+
+@dataclass
+class Exported:
+    """One yprov4ml run (or rank) and the MLflow run that holds it."""
+
+    source: str
+    mlflow_run_id: str
+    points: int
+    skipped: bool  # already exported before: left as it was
+
+
+def mlflow_client(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri``; a clear error when mlflow is not installed."""
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        raise MissingDependencyError("MLflow export needs mlflow: pip install 'yprov4ml[mlflow]'") from None
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(client: Any, name: str, artifact_location: str | None = None) -> str:
+    """The id of the MLflow experiment ``name``, created when missing."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def export_runs(paths: Iterable[str | Path], tracking_uri: str, experiment: str | None = None, *,
+                artifact_location: str | None = None, progress: bool = True) -> list[Exported]:
+    """Export run directories (or an experiment directory of them) to the MLflow at ``tracking_uri``."""
+    client = mlflow_client(tracking_uri)
+    done: list[Exported] = []
+    for run_dir in _run_dirs(paths):
+        documents = rank_documents(run_dir)
+        views = [load_run(path) for path in documents]
+        exp_id = experiment_id(client, experiment or views[0].experiment, artifact_location)
+        if len(views) == 1:
+            done.append(export_view(client, exp_id, views[0], progress=progress))
+            continue
+        parent = _parent_run(client, exp_id, views, run_dir)
+        done.append(parent)
+        for view in views:
+            done.append(export_view(client, exp_id, view, parent=parent.mlflow_run_id, progress=progress))
+        if not parent.skipped:
+            client.set_tag(parent.mlflow_run_id, names.COMPLETE_TAG, "true")
+    return done
+
+
+def _run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    out = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            path = path.parent
+        if rank_documents(path):
+            out.append(path)
+            continue
+        below = sorted({p.parent for p in path.glob("*/prov.rank*.json")})
+        if not below:
+            raise NotARunError(f"{given}: no yprov4ml run (prov.rankN.json) in it or in its subdirectories")
+        out += below
+    return out
+
+
+def _seconds(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+def _existing(client: Any, exp_id: str, run_id: str, rank: str) -> Any | None:
+    """The MLflow run a previous export made; a partial one is deleted (and made again)."""
+    for found in client.search_runs([exp_id], names.filter_for(run_id, rank), max_results=10):
+        if found.data.tags.get(names.COMPLETE_TAG) == "true":
+            return found
+        client.delete_run(found.info.run_id)
+    return None
+
+
+def _parent_run(client: Any, exp_id: str, views: list[RunView], run_dir: Path) -> Exported:
+    first = views[0]
+    old = _existing(client, exp_id, first.run_id, names.ALL_RANKS)
+    if old is not None:
+        return Exported(str(run_dir), old.info.run_id, 0, True)
+    statuses = {v.status for v in views}
+    status = "FINISHED" if statuses == {"FINISHED"} else ("FAILED" if "FAILED" in statuses else "KILLED")
+    tags = {names.RUN_ID_TAG: first.run_id, names.RANK_TAG: names.ALL_RANKS, "yprov4ml.world_size": str(first.world_size),
+            "yprov4ml.experiment": first.experiment, "yprov4ml.status": status, "mlflow.user": _user(first)}
+    starts = [t for v in views if (t := _seconds(v.start_time)) is not None]
+    ends = [t for v in views if (t := _seconds(v.end_time)) is not None]
+    run = client.create_run(exp_id, start_time=names.to_ms(min(starts)) if starts else None, tags=tags,
+                            run_name=f"{first.run_id} ({len(views)} ranks)")
+    mlflow_id = run.info.run_id
+    _log_params(client, mlflow_id, first.params)
+    collection = run_dir / COLLECTION_FILE
+    if collection.is_file():
+        client.log_artifact(mlflow_id, str(collection), "provenance")
+    client.set_terminated(mlflow_id, names.STATUS_TO_MLFLOW.get(status, "FAILED"),
+                          end_time=names.to_ms(max(ends)) if ends else None)
+    return Exported(str(run_dir), mlflow_id, 0, False)
+
+
+def _user(view: RunView) -> str:
+    return view.user or "unknown"
+
+
+def run_tags(view: RunView) -> dict[str, str]:
+    """The tags of the MLflow run of one rank: identity, status, source commit, user, contexts."""
+    tags = {
+        names.RUN_ID_TAG: view.run_id, names.RANK_TAG: str(view.rank), "yprov4ml.world_size": str(view.world_size),
+        "yprov4ml.experiment": view.experiment, "yprov4ml.status": view.status,
+        "yprov4ml.contexts": ",".join(sorted({c for _, c in view.metrics})),
+        "yprov4ml.host": str(view.run.get("host", "")), "mlflow.user": _user(view),
+    }
+    commit = view.source.get("git_commit") or view.source.get("commit")
+    if commit:
+        tags["mlflow.source.git.commit"] = str(commit)
+    script = view.source.get("script")
+    if script:
+        tags["mlflow.source.name"] = str(script)
+    if view.error:
+        tags["yprov4ml.error"] = view.error[: names.MAX_TAG_TEXT]
+    return tags
+
+
+def export_view(client: Any, exp_id: str, view: RunView, *, parent: str | None = None,
+                progress: bool = True) -> Exported:
+    """One rank's record as one MLflow run (a child of ``parent`` when given)."""
+    old = _existing(client, exp_id, view.run_id, str(view.rank))
+    if old is not None:
+        return Exported(str(view.prov_path), old.info.run_id, 0, True)
+    tags = run_tags(view)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    start = _seconds(view.start_time)
+    run = client.create_run(exp_id, start_time=names.to_ms(start) if start else None, tags=tags,
+                            run_name=f"{view.run_id} rank {view.rank}" if view.world_size > 1 else view.run_id)
+    mlflow_id = run.info.run_id
+    _log_params(client, mlflow_id, view.params)
+    points = send_series(client, mlflow_id, [(k, c, d.unit, d.steps, d.times, d.values)
+                                             for (k, c), d in sorted(view.metrics.items())], progress=progress)
+    _log_files(client, mlflow_id, view)
+    if view.status in ("FINISHED", "FAILED", "KILLED"):
+        end = _seconds(view.end_time)
+        client.set_terminated(mlflow_id, view.status, end_time=names.to_ms(end) if end else None)
+    client.set_tag(mlflow_id, names.COMPLETE_TAG, "true")
+    return Exported(str(view.prov_path), mlflow_id, points, False)
+
+
+def _log_params(client: Any, mlflow_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param, RunTag
+
+    keys = names.unique_keys(sorted(params))
+    batch_params, batch_tags = [], []
+    for key in sorted(params):
+        value, in_mlflow = params[key], keys[key]
+        batch_params.append(Param(in_mlflow, names.param_text(value)[: names.MAX_PARAM_TEXT]))
+        if names.param_needs_tag(key, value, in_mlflow):
+            exact = json.dumps({"key": key, "value": value}, ensure_ascii=False, default=str)
+            if len(exact) <= names.MAX_TAG_TEXT:
+                batch_tags.append(RunTag(names.PARAM_TAG + in_mlflow, exact))
+    for start in range(0, len(batch_params), names.TAGS_PER_BATCH):
+        client.log_batch(mlflow_id, params=batch_params[start: start + names.TAGS_PER_BATCH])
+    _log_tags(client, mlflow_id, batch_tags)
+
+
+def _log_tags(client: Any, mlflow_id: str, tags: list[Any]) -> None:
+    for start in range(0, len(tags), names.TAGS_PER_BATCH):
+        client.log_batch(mlflow_id, tags=tags[start: start + names.TAGS_PER_BATCH])
+
+
+def send_series(client: Any, mlflow_id: str, series: list[tuple[str, str, str | None, list, list, list]],
+                *, progress: bool = True, described: set[str] | None = None) -> int:
+    """Log every point of each (key, context, unit, steps, times, values) in batches of 1,000; the count sent.
+
+    ``described`` (keys whose series tag was already set) lets a caller send a series in several parts.
+    """
+    from mlflow.entities import Metric, RunTag
+    from tqdm import tqdm
+
+    keys = names.unique_keys([f"{context}/{key}" for key, context, *_ in series])
+    tags = []
+    for key, context, unit, _, _, values in series:
+        mlflow_name = keys[f"{context}/{key}"]
+        if described is None or mlflow_name not in described:
+            tags.append(RunTag(names.SERIES_TAG + mlflow_name, names.series_tag(key, context, unit, values)))
+            if described is not None:
+                described.add(mlflow_name)
+    _log_tags(client, mlflow_id, tags)
+    total = sum(len(values) for *_, values in series)
+    sent = 0
+    with tqdm(total=total, unit="pt", desc=f"MLflow run {mlflow_id[:8]}", disable=not progress or None,
+              leave=False) as bar:
+        batch: list[Any] = []
+        for key, context, _, steps, times, values in series:
+            mlflow_name = keys[f"{context}/{key}"]
+            for step, when, value in zip(steps, times, values):
+                batch.append(Metric(mlflow_name, value, names.to_ms(when), step))
+                if len(batch) == names.METRICS_PER_BATCH:
+                    client.log_batch(mlflow_id, metrics=batch)
+                    sent += len(batch)
+                    bar.update(len(batch))
+                    batch = []
+        if batch:
+            client.log_batch(mlflow_id, metrics=batch)
+            sent += len(batch)
+            bar.update(len(batch))
+    return sent
+
+
+def _log_files(client: Any, mlflow_id: str, view: RunView) -> None:
+    """Model versions, logged files and the PROV-JSON itself, as MLflow artifacts."""
+    for folder, items in (("models", view.models), ("artifacts", view.artifacts)):
+        for item in items:
+            location = item.get("prov:location")
+            path = resolve_inside(view.run_dir, location) if isinstance(location, str) else None
+            if path is None or not path.exists():
+                continue
+            if path.is_dir():
+                client.log_artifacts(mlflow_id, str(path), f"{folder}/{path.name}")
+            else:
+                sub = Path(location).parent.as_posix()
+                client.log_artifact(mlflow_id, str(path), folder if sub in ("", ".") else f"{folder}/{sub}")
+    client.log_artifact(mlflow_id, str(view.prov_path), "provenance")
