@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import MissingDependencyError, NotARunError
+from ..errors import MissingDependencyError
 from ..prov.reader import RunView, load_run
 from ..storage.files import resolve_inside
 from ..storage.layout import COLLECTION_FILE, rank_documents
@@ -70,19 +70,9 @@ def export_runs(paths: Iterable[str | Path], tracking_uri: str, experiment: str 
 
 
 def _run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    out = []
-    for given in paths:
-        path = Path(given)
-        if path.is_file():
-            path = path.parent
-        if rank_documents(path):
-            out.append(path)
-            continue
-        below = sorted({p.parent for p in path.glob("*/prov.rank*.json")})
-        if not below:
-            raise NotARunError(f"{given}: no yprov4ml run (prov.rankN.json) in it or in its subdirectories")
-        out += below
-    return out
+    from ..tools.compare import find_runs
+
+    return [path.parent if path.is_file() else path for path in find_runs(paths)]
 
 
 def _seconds(iso: str | None) -> float | None:

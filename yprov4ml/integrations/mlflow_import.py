@@ -104,9 +104,8 @@ def import_run(client: Any, run: Any, out_dir: Path, tracking_uri: str) -> Path:
         rows = [(step, ms / 1000, names.restore_infinity(value) if infinite else value) for ms, step, value in points]
         for first in range(0, len(rows), CHUNK_POINTS):
             series.write_chunk(rows[first: first + CHUNK_POINTS])
-        if not rows:
-            series.path.write_bytes(b"")
-        series.sha256 = sha256_of(series.path)
+        if rows:  # no file for an empty series: readers take a missing file with count 0 as empty
+            series.sha256 = sha256_of(series.path)
         record.metrics[key, context] = series
         if series.count:
             record.touch_context(context, series.first_time)
