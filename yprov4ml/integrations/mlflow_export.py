@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import MissingDependencyError
 from ..prov.reader import RunView, load_run
 from ..storage.files import resolve_inside
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from . import mlflow_names as names
+from .mlflow_link import is_mlflow_error, mlflow_client, translated
 
 
 @dataclass
@@ -29,15 +29,6 @@ class Exported:
     mlflow_run_id: str
     points: int
     skipped: bool  # already exported before: left as it was
-
-
-def mlflow_client(tracking_uri: str) -> Any:
-    """An ``MlflowClient`` for ``tracking_uri``; a clear error when mlflow is not installed."""
-    try:
-        from mlflow import MlflowClient
-    except ImportError:
-        raise MissingDependencyError("MLflow export needs mlflow: pip install 'yprov4ml[mlflow]'") from None
-    return MlflowClient(tracking_uri=tracking_uri)
 
 
 def experiment_id(client: Any, name: str, artifact_location: str | None = None) -> str:
@@ -51,9 +42,20 @@ def experiment_id(client: Any, name: str, artifact_location: str | None = None) 
 def export_runs(paths: Iterable[str | Path], tracking_uri: str, experiment: str | None = None, *,
                 artifact_location: str | None = None, progress: bool = True) -> list[Exported]:
     """Export run directories (or an experiment directory of them) to the MLflow at ``tracking_uri``."""
+    run_dirs = _run_dirs(paths)  # bad paths are refused before anything is sent
     client = mlflow_client(tracking_uri)
+    try:
+        return _export(client, run_dirs, experiment, artifact_location, progress)
+    except Exception as exc:
+        if is_mlflow_error(exc):
+            raise translated(exc, tracking_uri) from exc
+        raise
+
+
+def _export(client: Any, run_dirs: list[Path], experiment: str | None, artifact_location: str | None,
+            progress: bool) -> list[Exported]:
     done: list[Exported] = []
-    for run_dir in _run_dirs(paths):
+    for run_dir in run_dirs:
         documents = rank_documents(run_dir)
         views = [load_run(path) for path in documents]
         exp_id = experiment_id(client, experiment or views[0].experiment, artifact_location)

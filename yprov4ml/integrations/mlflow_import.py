@@ -22,17 +22,27 @@ from ..storage.layout import prov_file
 from ..storage.names import UniqueNames, safe_part
 from ..storage.series import MetricSeries
 from . import mlflow_names as names
-from .mlflow_export import mlflow_client
+from .mlflow_link import is_mlflow_error, mlflow_client, translated
 
 CHUNK_POINTS = 1 << 16
-_STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING",
-           "SCHEDULED": "RUNNING"}
 
 
 def import_runs(tracking_uri: str, out_dir: str | Path, *, run_ids: list[str] | None = None,
                 experiment: str | None = None) -> list[Path]:
     """Write the given MLflow runs (or every run of ``experiment``) under ``out_dir``; their documents."""
+    if not run_ids and not experiment:
+        raise ValueError("name the MLflow runs to import: --run-id ID or --experiment NAME")
     client = mlflow_client(tracking_uri)
+    try:
+        return _import(client, tracking_uri, Path(out_dir), run_ids, experiment)
+    except Exception as exc:
+        if is_mlflow_error(exc):
+            raise translated(exc, tracking_uri) from exc
+        raise
+
+
+def _import(client: Any, tracking_uri: str, out_dir: Path, run_ids: list[str] | None,
+            experiment: str | None) -> list[Path]:
     if run_ids:
         runs = [client.get_run(run_id) for run_id in run_ids]
     elif experiment:
@@ -40,17 +50,15 @@ def import_runs(tracking_uri: str, out_dir: str | Path, *, run_ids: list[str] | 
         if found is None:
             raise NotARunError(f"MLflow at {tracking_uri} has no experiment {experiment!r}")
         runs = list(_all_runs(client, found.experiment_id))
-    else:
-        raise ValueError("name the MLflow runs to import: --run-id ID or --experiment NAME")
     written = []
     for run in runs:
         if run.data.tags.get(names.RANK_TAG) == names.ALL_RANKS:  # a parent: its ranks are the children
             children = client.search_runs([run.info.experiment_id],
                                           f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
             if run_ids:
-                written += [import_run(client, child, Path(out_dir), tracking_uri) for child in children]
+                written += [import_run(client, child, out_dir) for child in children]
             continue
-        written.append(import_run(client, run, Path(out_dir), tracking_uri))
+        written.append(import_run(client, run, out_dir))
     return written
 
 
@@ -64,7 +72,7 @@ def _all_runs(client: Any, experiment_id: str):
             return
 
 
-def import_run(client: Any, run: Any, out_dir: Path, tracking_uri: str) -> Path:
+def import_run(client: Any, run: Any, out_dir: Path) -> Path:
     """One MLflow run as one rank document (and its metric files, and its artifacts)."""
     tags = run.data.tags
     info = run.info
@@ -81,7 +89,7 @@ def import_run(client: Any, run: Any, out_dir: Path, tracking_uri: str) -> Path:
         run_id=run_id, experiment=experiment, user_namespace="", user=tags.get("mlflow.user") or info.user_id or
         "unknown", run_dir=str(run_dir), rank=rank, world_size=int(tags.get("yprov4ml.world_size", "1") or 1),
         host=tags.get("yprov4ml.host", ""), start_time=start, end_time=end,
-        status=_STATUS.get(info.status, "FAILED"), error=tags.get("yprov4ml.error"),
+        status=names.STATUS_FROM_MLFLOW.get(info.status, "FAILED"), error=tags.get("yprov4ml.error"),
         external_ids={"mlflow_run_id": info.run_id, "mlflow_experiment_id": info.experiment_id,
                       "mlflow_run_name": info.run_name, "imported_from": "mlflow"},
     ))

@@ -33,6 +33,7 @@ _BAD = re.compile(r"[^/\w.\- :]")
 FLOAT_MAX = 1.7976931348623157e308
 
 STATUS_TO_MLFLOW = {"FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING"}
+STATUS_FROM_MLFLOW = {**STATUS_TO_MLFLOW, "SCHEDULED": "RUNNING"}
 
 
 def mlflow_key(name: str) -> str:

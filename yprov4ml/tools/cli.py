@@ -177,6 +177,54 @@ def _reproduce(args: argparse.Namespace) -> int:
     return subprocess.run(command, cwd=workdir).returncode
 
 
+def _export_mlflow(args: argparse.Namespace) -> int:
+    from ..integrations.mlflow_export import export_runs
+
+    for done in export_runs(args.runs, _tracking_uri(args), args.experiment, progress=not args.quiet):
+        what = "already there, left as it was" if done.skipped else f"{done.points} metric points"
+        print(f"{done.source} -> MLflow run {done.mlflow_run_id} ({what})")
+    return 0
+
+
+def _import_mlflow(args: argparse.Namespace) -> int:
+    from ..integrations.mlflow_import import import_runs
+
+    for path in import_runs(_tracking_uri(args), args.output, run_ids=args.run_id, experiment=args.experiment):
+        print(path)
+    return 0
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise ValueError("name the MLflow store: --tracking-uri URI (http://host:port, sqlite:///path.db), "
+                         "or set MLFLOW_TRACKING_URI")
+    return uri
+
+
+def _add_mlflow_parsers(sub: argparse._SubParsersAction) -> None:
+    tracking = argparse.ArgumentParser(add_help=False)
+    tracking.add_argument("--tracking-uri", help="MLflow tracking URI: http(s)://host:port, sqlite:///file.db, or "
+                                                 "a file store (default: $MLFLOW_TRACKING_URI)")
+    export = sub.add_parser("export", help="send recorded runs to another tracker (mlflow)")
+    export_to = export.add_subparsers(dest="target", required=True)
+    to_mlflow = export_to.add_parser("mlflow", parents=[tracking], help="runs (ranks as child runs) to MLflow: "
+                                     "params, every metric point, tags, artifacts, times, status")
+    to_mlflow.add_argument("runs", nargs="+", help="run directories, or an experiment directory")
+    to_mlflow.add_argument("--experiment", help="MLflow experiment (default: the run's own experiment name)")
+    to_mlflow.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    to_mlflow.set_defaults(func=_export_mlflow)
+
+    imp = sub.add_parser("import", help="turn another tracker's runs (mlflow) into yprov4ml run directories")
+    import_from = imp.add_subparsers(dest="source", required=True)
+    from_mlflow = import_from.add_parser("mlflow", parents=[tracking], help="MLflow runs as PROV-JSON + metric files")
+    which = from_mlflow.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", action="append", help="an MLflow run id (repeat for several)")
+    which.add_argument("--experiment", help="every run of this MLflow experiment")
+    from_mlflow.add_argument("-o", "--output", required=True, help="directory to write <experiment>/<run>/ into")
+    from_mlflow.set_defaults(func=_import_mlflow)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yprov4ml", description="Look at, check and draw yprov4ml runs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("run")
     repro.add_argument("--run", dest="run_it", action="store_true", help="execute the recorded command line")
     repro.set_defaults(func=_reproduce)
+
+    _add_mlflow_parsers(sub)
 
     # Listed for the top-level help; main() hands their arguments to their own parsers.
     sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)", add_help=False)
