@@ -18,7 +18,7 @@ from .distributed.ranks import resolve_ranks
 from .distributed.run_id import agree_run_id
 from .errors import RunAlreadyActiveError, RunNotActiveError
 from .record import DatasetInfo, FileEntity, ModelVersion
-from .run import Run, check_options
+from .run import Run, check_options, mirror_uri
 
 
 def _no_run(directive: str) -> RunNotActiveError:
@@ -51,7 +51,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               run_id: str | None = None,
               user: str | None = None, flush_interval_s: float = 5.0,
               system_metrics_interval: float | None = None, energy_country: str | None = None,
-              collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = ()) -> Run | NoOpRun:
+              collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
+              mlflow_tracking_uri: str | None = None) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -66,8 +67,11 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     this process's place when no launcher says it (they are checked against MPI's when both are known).
     Secrets are hidden in params, the command line and the environment; ``keep_in_clear`` names keys
     (params, variables, options) that only look secret and are recorded as they are.
+    ``mlflow_tracking_uri`` (or ``$YPROV4ML_MLFLOW_TRACKING_URI``) mirrors the run to MLflow as it goes,
+    from a background thread (docs/mlflow.md).
     """
     check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
+    mirror_uri(mlflow_tracking_uri)
     with state.lock:
         current = state.active()
         if current is not None:
@@ -86,7 +90,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
                       flush_interval_s=flush_interval_s, user=user,
                       system_metrics_interval=system_metrics_interval, energy_country=energy_country,
                       collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
-                      keep_in_clear=keep_in_clear)
+                      keep_in_clear=keep_in_clear, mlflow_tracking_uri=mlflow_tracking_uri)
         state.activate(run)
         return run
 

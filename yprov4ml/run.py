@@ -30,7 +30,7 @@ from .run_metrics import MetricDirectives
 from .safety import outcome
 from .storage.files import atomic_write_text, sha256_of
 from .storage.journal import Journal
-from .storage.layout import journal_file, prov_file
+from .storage.layout import COLLECTION_FILE, journal_file, prov_file
 from .storage.names import safe_part
 from .storage.writer import MetricWriter
 
@@ -55,8 +55,10 @@ class Run(MetricDirectives, FileDirectives):
                  ranks: RankInfo, run_id: str, save_after_n_logs: int = 100, flush_interval_s: float = 5.0,
                  user: str | None = None, system_metrics_interval: float | None = None,
                  energy_country: str | None = None, collect_all_processes: bool = False,
-                 collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = ()):
+                 collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
+                 mlflow_tracking_uri: str | None = None):
         check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
+        mlflow_uri = mirror_uri(mlflow_tracking_uri)
         self._keep_in_clear = keep_in_clear_names(keep_in_clear)
         redactions = Redactions(self._keep_in_clear)
         command_line = shlex.join(redactions.argv([sys.executable, *sys.argv]))
@@ -105,6 +107,12 @@ class Run(MetricDirectives, FileDirectives):
         self._collection_timeout = collection_timeout_s
         self._start_collectors(system_metrics_interval)
         self._writer.start()
+        self._mirror = None
+        if mlflow_uri:
+            from .integrations.mlflow_mirror import MlflowMirror
+
+            self._mirror = MlflowMirror(self, mlflow_uri, interval_s=flush_interval_s)
+            self._mirror.start()
 
     # ---------------------------------------------------------------- identity
     @property
@@ -166,6 +174,9 @@ class Run(MetricDirectives, FileDirectives):
             self._ended.set()
             state.release(self)
         self._end_with_other_ranks(status)
+        if self._mirror is not None:
+            collection = self.run_dir / COLLECTION_FILE if self.rank == 0 else None
+            self._mirror.finish(status, path, collection)
         return path
 
     def _finish(self, status: str, error: str | None, create_graph: bool, create_svg: bool) -> Path:
@@ -251,6 +262,19 @@ class Run(MetricDirectives, FileDirectives):
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._open:
             state.end_from_outside(self, *outcome(exc))
+
+
+def mirror_uri(given: str | None) -> str | None:
+    """The MLflow tracking URI to mirror to (argument, else ``$YPROV4ML_MLFLOW_TRACKING_URI``), mlflow checked."""
+    uri = given if given is not None else os.environ.get("YPROV4ML_MLFLOW_TRACKING_URI") or None
+    if uri is not None:
+        if not isinstance(uri, str) or not uri.strip():
+            raise ValueError(f"mlflow_tracking_uri must be a tracking URI such as http://host:5000 or "
+                             f"sqlite:///mlflow.db, got {uri!r}")
+        from .integrations.mlflow_link import require_mlflow
+
+        require_mlflow()
+    return uri
 
 
 def _user_name() -> str:

@@ -9,6 +9,7 @@ it twice does not duplicate it; a half-finished export is replaced.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,13 @@ def experiment_id(client: Any, name: str, artifact_location: str | None = None) 
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # another rank (or another exporter) created it meanwhile
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def export_runs(paths: Iterable[str | Path], tracking_uri: str, experiment: str | None = None, *,
@@ -104,7 +111,7 @@ def _parent_run(client: Any, exp_id: str, views: list[RunView], run_dir: Path) -
     run = client.create_run(exp_id, start_time=names.to_ms(min(starts)) if starts else None, tags=tags,
                             run_name=f"{first.run_id} ({len(views)} ranks)")
     mlflow_id = run.info.run_id
-    _log_params(client, mlflow_id, first.params)
+    log_params(client, mlflow_id, first.params)
     collection = run_dir / COLLECTION_FILE
     if collection.is_file():
         client.log_artifact(mlflow_id, str(collection), "provenance")
@@ -119,20 +126,26 @@ def _user(view: RunView) -> str:
 
 def run_tags(view: RunView) -> dict[str, str]:
     """The tags of the MLflow run of one rank: identity, status, source commit, user, contexts."""
+    return identity_tags(view.run_id, view.rank, view.world_size, view.experiment, view.status,
+                         str(view.run.get("host", "")), _user(view), view.source, view.error,
+                         {c for _, c in view.metrics})
+
+
+def identity_tags(run_id: str, rank: int, world_size: int, experiment: str, status: str, host: str, user: str,
+                  source: dict[str, Any], error: str | None, contexts: set[str]) -> dict[str, str]:
+    """MLflow tags naming a rank's run: yprov4ml's ids and status, MLflow's user and source tags."""
     tags = {
-        names.RUN_ID_TAG: view.run_id, names.RANK_TAG: str(view.rank), "yprov4ml.world_size": str(view.world_size),
-        "yprov4ml.experiment": view.experiment, "yprov4ml.status": view.status,
-        "yprov4ml.contexts": ",".join(sorted({c for _, c in view.metrics})),
-        "yprov4ml.host": str(view.run.get("host", "")), "mlflow.user": _user(view),
+        names.RUN_ID_TAG: run_id, names.RANK_TAG: str(rank), "yprov4ml.world_size": str(world_size),
+        "yprov4ml.experiment": experiment, "yprov4ml.status": status,
+        "yprov4ml.contexts": ",".join(sorted(contexts)), "yprov4ml.host": host, "mlflow.user": user or "unknown",
     }
-    commit = view.source.get("git_commit") or view.source.get("commit")
+    commit = source.get("git_commit") or source.get("commit")
     if commit:
         tags["mlflow.source.git.commit"] = str(commit)
-    script = view.source.get("script")
-    if script:
-        tags["mlflow.source.name"] = str(script)
-    if view.error:
-        tags["yprov4ml.error"] = view.error[: names.MAX_TAG_TEXT]
+    if source.get("script"):
+        tags["mlflow.source.name"] = str(source["script"])
+    if error:
+        tags["yprov4ml.error"] = error[: names.MAX_TAG_TEXT]
     return tags
 
 
@@ -149,10 +162,12 @@ def export_view(client: Any, exp_id: str, view: RunView, *, parent: str | None =
     run = client.create_run(exp_id, start_time=names.to_ms(start) if start else None, tags=tags,
                             run_name=f"{view.run_id} rank {view.rank}" if view.world_size > 1 else view.run_id)
     mlflow_id = run.info.run_id
-    _log_params(client, mlflow_id, view.params)
+    log_params(client, mlflow_id, view.params)
     points = send_series(client, mlflow_id, [(k, c, d.unit, d.steps, d.times, d.values)
                                              for (k, c), d in sorted(view.metrics.items())], progress=progress)
-    _log_files(client, mlflow_id, view)
+    log_files(client, mlflow_id, view.run_dir,
+              [("models", m.get("prov:location")) for m in view.models] +
+              [("artifacts", a.get("prov:location")) for a in view.artifacts], view.prov_path)
     if view.status in ("FINISHED", "FAILED", "KILLED"):
         end = _seconds(view.end_time)
         client.set_terminated(mlflow_id, view.status, end_time=names.to_ms(end) if end else None)
@@ -160,10 +175,14 @@ def export_view(client: Any, exp_id: str, view: RunView, *, parent: str | None =
     return Exported(str(view.prov_path), mlflow_id, points, False)
 
 
-def _log_params(client: Any, mlflow_id: str, params: dict[str, Any]) -> None:
+def log_params(client: Any, mlflow_id: str, params: dict[str, Any], taken: set[str] | None = None) -> None:
+    """Params as MLflow text, with a tag holding the exact value where the text loses it.
+
+    ``taken`` (MLflow param keys used before, updated here) lets a caller send params in several parts.
+    """
     from mlflow.entities import Param, RunTag
 
-    keys = names.unique_keys(sorted(params))
+    keys = names.unique_keys(sorted(params), taken)
     batch_params, batch_tags = [], []
     for key in sorted(params):
         value, in_mlflow = params[key], keys[key]
@@ -183,23 +202,23 @@ def _log_tags(client: Any, mlflow_id: str, tags: list[Any]) -> None:
 
 
 def send_series(client: Any, mlflow_id: str, series: list[tuple[str, str, str | None, list, list, list]],
-                *, progress: bool = True, described: set[str] | None = None) -> int:
+                *, progress: bool = True, keys: dict[str, str] | None = None) -> int:
     """Log every point of each (key, context, unit, steps, times, values) in batches of 1,000; the count sent.
 
-    ``described`` (keys whose series tag was already set) lets a caller send a series in several parts.
+    ``keys`` (``<context>/<key>`` → MLflow key, filled here) lets a caller send series in several parts:
+    a series already in it keeps its key, and its description tag is sent again only to flag infinities.
     """
     from mlflow.entities import Metric, RunTag
     from tqdm import tqdm
 
-    keys = names.unique_keys([f"{context}/{key}" for key, context, *_ in series])
-    tags = []
-    for key, context, unit, _, _, values in series:
-        mlflow_name = keys[f"{context}/{key}"]
-        if described is None or mlflow_name not in described:
-            tags.append(RunTag(names.SERIES_TAG + mlflow_name, names.series_tag(key, context, unit, values)))
-            if described is not None:
-                described.add(mlflow_name)
-    _log_tags(client, mlflow_id, tags)
+    keys = {} if keys is None else keys
+    new = [f"{context}/{key}" for key, context, *_ in series if f"{context}/{key}" not in keys]
+    fresh = names.unique_keys(new, set(keys.values()))
+    keys.update(fresh)
+    _log_tags(client, mlflow_id, [RunTag(names.SERIES_TAG + keys[f"{context}/{key}"],
+                                         names.series_tag(key, context, unit, values))
+                                  for key, context, unit, _, _, values in series
+                                  if f"{context}/{key}" in fresh or any(map(math.isinf, values))])
     total = sum(len(values) for *_, values in series)
     sent = 0
     with tqdm(total=total, unit="pt", desc=f"MLflow run {mlflow_id[:8]}", disable=not progress or None,
@@ -221,17 +240,21 @@ def send_series(client: Any, mlflow_id: str, series: list[tuple[str, str, str | 
     return sent
 
 
-def _log_files(client: Any, mlflow_id: str, view: RunView) -> None:
-    """Model versions, logged files and the PROV-JSON itself, as MLflow artifacts."""
-    for folder, items in (("models", view.models), ("artifacts", view.artifacts)):
-        for item in items:
-            location = item.get("prov:location")
-            path = resolve_inside(view.run_dir, location) if isinstance(location, str) else None
-            if path is None or not path.exists():
-                continue
-            if path.is_dir():
-                client.log_artifacts(mlflow_id, str(path), f"{folder}/{path.name}")
-            else:
-                sub = Path(location).parent.as_posix()
-                client.log_artifact(mlflow_id, str(path), folder if sub in ("", ".") else f"{folder}/{sub}")
-    client.log_artifact(mlflow_id, str(view.prov_path), "provenance")
+def log_files(client: Any, mlflow_id: str, run_dir: Path, files: list[tuple[str, Any]], document: Path) -> None:
+    """Model versions and logged files ((folder, location in the run directory)) and the PROV-JSON, as artifacts.
+
+    A file keeps its place in the run directory (``models/rank0/net.v1.pt``); one
+    outside it (logged with ``copy=False``, or a location that leaves the run directory) is left out.
+    """
+    base = Path(run_dir).resolve()
+    for folder, location in files:
+        path = resolve_inside(base, location) if isinstance(location, str) else None
+        if path is None or not path.exists():
+            continue
+        place = path.relative_to(base)
+        if path.is_dir():
+            client.log_artifacts(mlflow_id, str(path), place.as_posix())
+        else:
+            parent = place.parent.as_posix()
+            client.log_artifact(mlflow_id, str(path), folder if parent in ("", ".") else parent)
+    client.log_artifact(mlflow_id, str(document), "provenance")

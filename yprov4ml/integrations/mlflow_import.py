@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..errors import NotARunError
 from ..prov.build import build_document
 from ..prov.document import to_json
 from ..record import FileEntity, Param, RunInfo, RunRecord
-from ..storage.files import atomic_write_text, sha256_of
+from ..storage.files import atomic_write_text, resolve_inside, sha256_of
 from ..storage.layout import prov_file
 from ..storage.names import UniqueNames, safe_part
 from ..storage.series import MetricSeries
@@ -133,20 +134,30 @@ def _tag_json(tags: dict[str, str], name: str) -> dict[str, Any] | None:
 
 
 def _artifacts(client: Any, mlflow_id: str, run_dir: Path, when: float) -> list[FileEntity]:
-    """The run's MLflow artifacts, downloaded into ``artifacts/`` (its own exported PROV-JSON left out)."""
+    """The run's MLflow artifacts, downloaded under ``artifacts/`` (its own exported PROV-JSON left out).
+
+    Artifact paths come from the store: one that would leave ``artifacts/`` is refused with a warning.
+    """
     found = []
+    root = run_dir / "artifacts"
     stack = [item for item in client.list_artifacts(mlflow_id) if item.path != "provenance"]
     while stack:
         item = stack.pop()
         if item.is_dir:
             stack += client.list_artifacts(mlflow_id, item.path)
             continue
-        target = run_dir / "artifacts" / item.path
+        place = item.path.removeprefix("artifacts/")
+        target = resolve_inside(root, place)
+        if target is None or target == root.resolve():
+            warnings.warn(f"MLflow run {mlflow_id}: artifact path {item.path!r} leaves the run directory; "
+                          "not imported", RuntimeWarning)
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         downloaded = Path(client.download_artifacts(mlflow_id, item.path, str(run_dir / ".download")))
         shutil.move(str(downloaded), target)
-        found.append(FileEntity(name=item.path, path=target.relative_to(run_dir).as_posix(), size=target.stat().st_size,
-                                sha256=sha256_of(target), time=when, attributes={"mlflow_artifact_path": item.path}))
+        found.append(FileEntity(name=item.path, path=target.relative_to(run_dir.resolve()).as_posix(),
+                                size=target.stat().st_size, sha256=sha256_of(target), time=when,
+                                attributes={"mlflow_artifact_path": item.path}))
     shutil.rmtree(run_dir / ".download", ignore_errors=True)
     return sorted(found, key=lambda f: f.name)
 

@@ -44,9 +44,12 @@ def mlflow_key(name: str) -> str:
     return key if posixpath.normpath(key) == key else "_"
 
 
-def unique_keys(names: list[str]) -> dict[str, str]:
-    """name → MLflow key, distinct for distinct names (``-2``, ``-3`` … on collisions)."""
-    taken: set[str] = set()
+def unique_keys(names: list[str], taken: set[str] | None = None) -> dict[str, str]:
+    """name → MLflow key, distinct for distinct names (``-2``, ``-3`` … on collisions).
+
+    ``taken`` (MLflow keys given out before, updated here) keeps keys distinct across calls.
+    """
+    taken = set() if taken is None else taken
     out = {}
     for name in names:
         base = candidate = mlflow_key(name)

@@ -88,13 +88,18 @@ def read_metric_file(path: str | Path) -> MetricData:
             skipped += end - pos
             pos = end
             continue
-        body = pos + CHUNK_HEAD.size
-        steps.frombytes(data[body: body + 8 * n])
-        times.frombytes(data[body + 8 * n: body + 16 * n])
-        values.frombytes(data[body + 16 * n: body + POINT_BYTES * n])
-        pos = body + POINT_BYTES * n
+        pos = _take_chunk(data, pos, n, steps, times, values)
     return MetricData(header.get("key", ""), header.get("context", ""), int(header.get("rank", 0)),
                       steps.tolist(), times.tolist(), values.tolist(), header.get("unit"), skipped > 0, skipped)
+
+
+def _take_chunk(data: bytes, pos: int, n: int, steps: array, times: array, values: array) -> int:
+    """Append the ``n`` points of the chunk at ``pos`` to the columns; the position after it."""
+    body = pos + CHUNK_HEAD.size
+    steps.frombytes(data[body: body + 8 * n])
+    times.frombytes(data[body + 8 * n: body + 16 * n])
+    values.frombytes(data[body + 16 * n: body + POINT_BYTES * n])
+    return body + POINT_BYTES * n
 
 
 def _whole_chunk_at(data: bytes, pos: int) -> int | None:
@@ -107,3 +112,25 @@ def _whole_chunk_at(data: bytes, pos: int) -> int | None:
     if magic != CHUNK_MAGIC or end > len(data) or zlib.crc32(data[body:end]) != crc:
         return None
     return n
+
+
+def read_points_from(path: str | Path, offset: int) -> tuple[list[int], list[float], list[float], int]:
+    """The points of the whole chunks from byte ``offset`` on, and the offset after the last of them.
+
+    For a reader that follows a file as it grows (the MLflow mirror): it stops
+    at the first chunk that is not whole yet, and starts again there next time.
+    Offset 0 means the start of the file (the header line is skipped).
+    """
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    pos = 0
+    if offset == 0:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return [], [], [], 0
+        pos = newline + 1
+    steps, times, values = array("q"), array("d"), array("d")
+    while (n := _whole_chunk_at(data, pos)) is not None:
+        pos = _take_chunk(data, pos, n, steps, times, values)
+    return steps.tolist(), times.tolist(), values.tolist(), offset + pos
