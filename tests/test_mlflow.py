@@ -313,7 +313,7 @@ def ui_screenshot(server: Server, run: object, tmp_path: Path) -> Path:
     page = f"{server.uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
              "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'chr'}",
-             "--window-size=1400,1000", "--virtual-time-budget=30000"]
+             "--window-size=1400,1800", "--virtual-time-budget=30000"]
     dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=180).stdout
     for text in ("batch_size", "32", "lr", "0.01", "training/loss", run.data.tags["yprov4ml.run_id"]):
         assert text in dom, f"{text!r} is not on the MLflow UI page {page}"
