@@ -131,6 +131,15 @@ def test_export_to_sqlite_twice_and_import_back(tmp_path, monkeypatch):
         assert done.returncode == 0, (command, done.stderr)
     assert "0.5" in cli("show", str(imported.parent)).stdout
 
+    from yprov4wfs_bridge import Workflow, build, validate_crate  # the bridge takes it as one of a task's runs
+
+    with Workflow("from-mlflow", directory=tmp_path / "wf") as wf:
+        with wf.task("train") as task:
+            task.attach(imported.parent)
+    result = build(tmp_path / "wf", svg=False)
+    assert result.graph.runs_of("train") == [load_run(imported).run_id] and result.gaps == []
+    assert validate_crate(result.crate).passed
+
 
 def test_a_half_finished_export_is_replaced(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
