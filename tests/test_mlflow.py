@@ -437,3 +437,26 @@ def test_collected_run_exports_as_a_parent_with_one_child_per_rank(tmp_path, mon
         local = load_run(run_dir / f"prov.rank{rank}.json")
         assert sum(len(d) for d in local.metrics.values()) == sum(
             len(client.get_metric_history(child.info.run_id, f"{c}/{k}")) for k, c in local.metrics)
+
+
+def test_import_takes_a_foreign_or_tampered_run_without_trusting_its_tags(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("../../outside")
+    tags = {"yprov4ml.rank": "9" * 5000, "yprov4ml.world_size": "many", "yprov4ml.run_id": "../../escape",
+            "yprov4ml.series.loss": "[1, 2]", "yprov4ml.param.lr": "{not json", "yprov4ml.param.batch": "{\"value\": 1}", "yprov4ml.series.acc": "{\"key\": 3}"}
+    mlflow_id = client.create_run(exp, tags=tags).info.run_id
+    client.log_param(mlflow_id, "lr", "0.1")
+    client.log_param(mlflow_id, "batch", "32")
+    client.log_metric(mlflow_id, "loss", 0.5, step=0)
+    client.log_metric(mlflow_id, "acc", 0.7, step=0)
+    client.set_terminated(mlflow_id)
+    done = cli("import", "mlflow", "--tracking-uri", uri, "--run-id", mlflow_id, "-o", str(tmp_path / "in"))
+    assert done.returncode == 0, done.stderr
+    imported = Path(done.stdout.split()[0]).resolve()
+    assert imported.is_relative_to((tmp_path / "in").resolve())  # names from the store stay inside -o
+    view = load_run(imported)
+    assert view.rank == 0 and view.params == {"lr": 0.1, "batch": 32} and view.problems == []
+    assert sorted(view.metrics) == [("acc", "training"), ("loss", "training")]
+    assert_valid_prov(imported)

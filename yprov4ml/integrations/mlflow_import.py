@@ -79,16 +79,17 @@ def import_run(client: Any, run: Any, out_dir: Path) -> Path:
     info = run.info
     experiment = tags.get("yprov4ml.experiment") or client.get_experiment(info.experiment_id).name
     run_id = safe_part(tags.get(names.RUN_ID_TAG) or f"mlflow-{info.run_id}")
-    rank = int(tags.get(names.RANK_TAG, "0")) if tags.get(names.RANK_TAG, "0").isdigit() else 0
+    rank = _count(tags.get(names.RANK_TAG), 0)
     run_dir = out_dir.absolute() / safe_part(experiment) / run_id
     if prov_file(run_dir, rank).exists():
         raise NotARunError(f"{prov_file(run_dir, rank)} exists already: import into another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     start = info.start_time / 1000 if info.start_time else 0.0
     end = info.end_time / 1000 if info.end_time else None
+    world_size = max(_count(tags.get("yprov4ml.world_size"), 1), rank + 1)
     record = RunRecord(RunInfo(
         run_id=run_id, experiment=experiment, user_namespace="", user=tags.get("mlflow.user") or info.user_id or
-        "unknown", run_dir=str(run_dir), rank=rank, world_size=int(tags.get("yprov4ml.world_size", "1") or 1),
+        "unknown", run_dir=str(run_dir), rank=rank, world_size=world_size,
         host=tags.get("yprov4ml.host", ""), start_time=start, end_time=end,
         status=names.STATUS_FROM_MLFLOW.get(info.status, "FAILED"), error=tags.get("yprov4ml.error"),
         external_ids={"mlflow_run_id": info.run_id, "mlflow_experiment_id": info.experiment_id,
@@ -96,20 +97,20 @@ def import_run(client: Any, run: Any, out_dir: Path) -> Path:
     ))
     for key, text in run.data.params.items():
         exact = _tag_json(tags, names.PARAM_TAG + key)
-        if exact is not None:
+        if exact is not None and isinstance(exact.get("key"), str) and exact["key"] and "value" in exact:
             record.params[exact["key"]] = Param(exact["key"], exact["value"], start)
         else:
             record.params[key] = Param(key, names.param_value(text), start)
     file_names: dict[str, UniqueNames] = {}
     for mlflow_name in sorted(run.data.metrics):
-        described = _tag_json(tags, names.SERIES_TAG + mlflow_name) or {}
+        described = _series_description(tags, names.SERIES_TAG + mlflow_name)
         context, _, key = mlflow_name.partition("/") if "/" in mlflow_name else ("training", "", mlflow_name)
         key, context = described.get("key", key), described.get("context", context)
         points = sorted(((m.timestamp, m.step, m.value) for m in client.get_metric_history(info.run_id, mlflow_name)))
         relpath = f"metrics/{safe_part(context)}/{file_names.setdefault(context, UniqueNames()).name(key)}.rank{rank}.ymetric"
         series = MetricSeries(key, context, run_dir / relpath, relpath, rank, described.get("unit"))
         series.path.parent.mkdir(parents=True, exist_ok=True)
-        infinite = bool(described.get("infinite"))
+        infinite = described["infinite"]
         rows = [(step, ms / 1000, names.restore_infinity(value) if infinite else value) for ms, step, value in points]
         for first in range(0, len(rows), CHUNK_POINTS):
             series.write_chunk(rows[first: first + CHUNK_POINTS])
@@ -123,6 +124,20 @@ def import_run(client: Any, run: Any, out_dir: Path) -> Path:
     path = prov_file(run_dir, rank)
     atomic_write_text(path, to_json(build_document(record)))
     return path
+
+
+def _series_description(tags: dict[str, str], name: str) -> dict[str, Any]:
+    """A series tag's key, context, unit and infinity flag, each kept only when it has the right type."""
+    found = _tag_json(tags, name) or {}
+    kept: dict[str, Any] = {field: found[field] for field in ("key", "context", "unit")
+                            if isinstance(found.get(field), str) and found[field]}
+    kept["infinite"] = found.get("infinite") is True
+    return kept
+
+
+def _count(text: str | None, default: int) -> int:
+    """A rank or world size read from a tag (text from the store): a small non-negative integer, else ``default``."""
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) <= 7 else default
 
 
 def _tag_json(tags: dict[str, str], name: str) -> dict[str, Any] | None:

@@ -110,7 +110,7 @@ class MlflowMirror:
     def _connect(self) -> None:
         from mlflow import MlflowClient
 
-        from .mlflow_export import experiment_id, identity_tags
+        from .mlflow_send import experiment_id, identity_tags
 
         client = MlflowClient(tracking_uri=self.tracking_uri)
         info = self._run.record.info
@@ -152,7 +152,7 @@ class MlflowMirror:
         self._client.set_tag(self.mlflow_run_id, "mlflow.parentRunId", self._parent_id)
 
     def _send_params(self) -> None:
-        from .mlflow_export import log_params
+        from .mlflow_send import log_params
 
         new = {key: p.value for key, p in list(self._run.record.params.items()) if key not in self._sent_params}
         if not new:
@@ -164,7 +164,7 @@ class MlflowMirror:
 
     def _send_points(self) -> None:
         """The whole chunks that reached each metric file since the last look, a batch at a time."""
-        from .mlflow_export import send_series
+        from .mlflow_send import send_series
 
         for series in list(self._run.record.metrics.values()):
             ident = (series.key, series.context)
@@ -184,7 +184,7 @@ class MlflowMirror:
             self._sent_of_part.pop(ident, None)
 
     def _finish_remote(self, status: str, document: Path, collection: Path | None) -> None:
-        from .mlflow_export import log_files
+        from .mlflow_send import log_files
 
         record = self._run.record
         info = record.info
