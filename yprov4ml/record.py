@@ -93,6 +93,7 @@ class RunRecord:
     source: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     resource_usage: dict[str, Any] = field(default_factory=dict)
+    randomness: dict[str, Any] = field(default_factory=dict)  # RNG states file, generators used and seeded
 
     def touch_context(self, context: str, when: float) -> None:
         """Widen the time span of ``context`` to include ``when``."""

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from . import state
 from .capture.environment import capture_environment, capture_source
+from .capture.reproducibility import ReproducibilityCapture
 from .capture.secrets import Redactions, keep_in_clear_names
 from .distributed.ranks import RankInfo, rank_zero_only
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
@@ -101,6 +102,8 @@ class Run(MetricDirectives, FileDirectives):
                 "Pass a writable provenance_save_dir to start_run."
             ) from exc
         self.journal.write("start", **info.__dict__, source=self.record.source)
+        self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, [Path(save_dir).absolute()])
+        self._reproducibility.start()
         if info.parent_task:
             register(info.parent_task, "start", run_id, self.rank, self.run_dir, self.prov_path)
         self._energy_country = energy_country
@@ -194,6 +197,8 @@ class Run(MetricDirectives, FileDirectives):
                 self.record.touch_context(series.context, series.first_time)
                 self.record.touch_context(series.context, series.last_time)
                 series.sha256 = sha256_of(series.path)
+        snapshot, self.record.randomness = self._reproducibility.finish()
+        self.record.source.update(snapshot)
         try:
             self.record.environment = capture_environment(self._keep_in_clear)
             gpu = self._collectors.get("gpu")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -13,7 +12,7 @@ from .capture.secrets import Redactions, redact_text
 from .context import Context, as_context
 from .errors import ArtifactError, ParamConflictError
 from .record import DatasetInfo, FileEntity, ModelVersion, Param
-from .storage.files import inside, sha256_of
+from .storage.files import inside, sha256_of, tree_size_and_sha256
 from .storage.names import safe_name
 from .values import as_step, as_time, param_value, same_value
 
@@ -32,27 +31,6 @@ def _checked_param(key: Any, value: Any) -> Any:
             f"parameter {key!r}: its value ({type(value).__name__}) cannot be turned into text or a number "
             f"({type(exc).__name__}: {exc}); log a plain value such as str(...) of what matters"
         ) from None
-
-
-def _tree_size_and_sha(path: Path) -> tuple[int, str]:
-    """Size and sha256 of a file, or of a directory as the hash of its files' names and hashes.
-
-    Symbolic links inside a directory are hashed as links (their target text), never followed.
-    """
-    if path.is_file():
-        return path.stat().st_size, sha256_of(path)
-    digest, size = hashlib.sha256(), 0
-    for root, dirs, files in os.walk(path):  # os.walk does not descend into directory symlinks
-        dirs.sort()
-        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
-            item = Path(root, name)
-            rel = item.relative_to(path).as_posix()
-            if item.is_symlink():
-                digest.update(f"{rel}\0link:{os.readlink(item)}\n".encode())
-            elif item.is_file():
-                size += item.stat().st_size
-                digest.update(f"{rel}\0{sha256_of(item)}\n".encode())
-    return size, digest.hexdigest()
 
 
 def _check_copy_size(tree: Path) -> None:
@@ -137,7 +115,7 @@ class FileDirectives:
         else:
             target = source.resolve()
             stored = str(target)
-        size, digest = _tree_size_and_sha(target)
+        size, digest = tree_size_and_sha256(target)
         item = FileEntity(name=name, path=stored, size=size, sha256=digest,
                           time=when, context=ctx, step=None if step is None else as_step(step, name),
                           is_input=is_input, original_path=redact_text(str(source.resolve()))[0])
@@ -195,15 +173,20 @@ class FileDirectives:
 
     def log_dataset(self, dataset: Any, label: str | None = None,
                     context: Context | str | None = None) -> DatasetInfo:
-        """Record a dataset or data loader: samples, batch size, batches, sample shape, transform."""
-        from .capture.datasets import describe_dataset
+        """Record a dataset, a data loader or a data file: samples, batches, shapes, transform, sha256 of the data."""
+        from .capture.datasets import describe_dataset, fingerprint
 
         if isinstance(dataset, str) and not isinstance(label, str):
             dataset, label = label, dataset
         self._check_open("log_dataset")
         label = label or type(dataset).__name__
+        if isinstance(dataset, (str, os.PathLike)) and Path(dataset).exists():  # a data file or directory
+            attributes = {"path": redact_text(str(Path(dataset).resolve()))[0]}
+        else:
+            attributes = describe_dataset(dataset)
+        attributes.update(fingerprint(dataset))
         info = DatasetInfo(label=label, time=_now(), context=as_context(context).name if context else None,
-                           attributes=describe_dataset(dataset))
+                           attributes=attributes)
         with self._lock:
             self._check_open("log_dataset")
             if info.context:

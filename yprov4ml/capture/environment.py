@@ -75,6 +75,24 @@ def accelerators() -> list[str]:
     return found
 
 
+def framework_versions() -> dict[str, str]:
+    """torch, CUDA and cuDNN versions, when the user's code imported torch (never imported here)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    found = {"torch_version": str(getattr(torch, "__version__", ""))}
+    version = getattr(torch, "version", None)
+    if getattr(version, "cuda", None):
+        found["cuda_version"] = str(version.cuda)
+    try:
+        cudnn = torch.backends.cudnn.version()
+        if cudnn:
+            found["cudnn_version"] = str(cudnn)
+    except Exception:  # no cuDNN in a CPU build
+        pass
+    return found
+
+
 def python_and_os() -> dict[str, Any]:
     """Interpreter and operating-system facts."""
     import psutil
@@ -96,6 +114,7 @@ def capture_environment(keep_in_clear: frozenset[str] = frozenset()) -> dict[str
     facts["packages"] = installed_packages()
     facts["local_packages"] = local_packages()
     facts["accelerators"] = accelerators()
+    facts.update(framework_versions())
     redactions = Redactions(keep_in_clear)
     facts["environment_variables"] = environment_variables(redactions=redactions)
     if redactions.items:

@@ -126,6 +126,12 @@ def build_document(record: RunRecord) -> ProvDocument:
         if "script" in record.source:
             attrs[PROV_LOCATION] = record.source["script"]
         doc.used(run, doc.entity(f"run:rank-{rank}/source", attrs))
+    if record.randomness:
+        attrs = _attrs(record.randomness)
+        attrs.update({PROV_TYPE: prov_kind("yprov:RandomState"), PROV_LABEL: "random number generators"})
+        if "rng_states" in record.randomness:
+            attrs[PROV_LOCATION] = record.randomness["rng_states"]
+        doc.used(run, doc.entity(f"run:rank-{rank}/randomness", attrs))
     if record.environment:
         attrs = _attrs(record.environment)
         attrs.update({PROV_TYPE: prov_kind("yprov:Environment"), PROV_LABEL: "execution environment"})

@@ -92,3 +92,24 @@ def read_json(path: Path) -> Any:
         raise DocumentError(f"{path}: invalid JSON ({exc})") from None
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def tree_size_and_sha256(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, or of a directory as the hash of its files' names and hashes.
+
+    Symbolic links inside a directory are hashed as links (their target text), never followed.
+    """
+    if path.is_file():
+        return path.stat().st_size, sha256_of(path)
+    digest, size = hashlib.sha256(), 0
+    for root, dirs, files in os.walk(path):  # os.walk does not descend into directory symlinks
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            item = Path(root, name)
+            rel = item.relative_to(path).as_posix()
+            if item.is_symlink():
+                digest.update(f"{rel}\0link:{os.readlink(item)}\n".encode())
+            elif item.is_file():
+                size += item.stat().st_size
+                digest.update(f"{rel}\0{sha256_of(item)}\n".encode())
+    return size, digest.hexdigest()

@@ -1,0 +1,106 @@
+"""What a run keeps so that it can be re-run and checked: RNG states, seeding, and a copy of its code.
+
+At start_run: a reproduction (``$YPROV4ML_REPRODUCE_OF`` names the original
+run directory) first gets the original's generator states; then the states
+are written to ``rng/states.rankN.json`` (small, synchronous: they must be
+the states of this instant), and rank 0 copies the run's code in a
+background thread (``snapshot``). At end_run: which generators were used,
+which seeded, and the snapshot topped up with modules imported since.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..storage.files import atomic_write_text, resolve_inside, sha256_of
+from . import rng
+from .snapshot import take_snapshot, user_files, tree_root
+
+REPRODUCE_OF = "YPROV4ML_REPRODUCE_OF"           # set by `yprov4ml reproduce --run`: the original run directory
+REPRODUCTION_MARKER = "YPROV4ML_REPRODUCTION_MARKER"  # a file the new run appends "rank run_dir" to
+SNAPSHOT_WAIT_S = 60.0
+
+
+def script_path() -> Path | None:
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
+    path = Path(script) if script else None
+    return path.resolve() if path is not None and path.is_file() else None
+
+
+class ReproducibilityCapture:
+    """RNG states and the code snapshot of one rank's run."""
+
+    def __init__(self, run_dir: Path, rank: int, exclude: list[Path]):
+        self.run_dir, self.rank = run_dir, rank
+        self._exclude = exclude
+        self._script = script_path()
+        self._snapshot: dict[str, Any] = {}
+        self._thread: threading.Thread | None = None
+        self.facts: dict[str, Any] = {}
+
+    def start(self) -> None:
+        rng.watch_seeding()
+        original = os.environ.get(REPRODUCE_OF)
+        if original:
+            self._restore_from(Path(original))
+        self._start_states = rng.states()
+        relative = f"rng/states.rank{self.rank}.json"
+        try:
+            (self.run_dir / "rng").mkdir(exist_ok=True)
+            atomic_write_text(self.run_dir / relative, json.dumps(self._start_states))
+            self.facts.update({"rng_states": relative, "rng_states_sha256": sha256_of(self.run_dir / relative)})
+        except OSError as exc:  # a full disk: the run goes on; a re-run then starts from fresh states
+            self.facts["rng_states_problem"] = f"not written: {exc.strerror or exc}"
+        if self.rank == 0:
+            self._thread = threading.Thread(target=self._take_snapshot, name="yprov4ml-source-snapshot", daemon=True)
+            self._thread.start()
+        marker = os.environ.get(REPRODUCTION_MARKER)
+        if original and marker:
+            with open(marker, "a", encoding="utf-8") as out:  # one short line per rank: appends do not interleave
+                out.write(json.dumps({"rank": self.rank, "run_dir": str(self.run_dir)}) + "\n")
+
+    def _restore_from(self, original: Path) -> None:
+        states = resolve_inside(original, f"rng/states.rank{self.rank}.json") if original.is_dir() else None
+        if states is None or not states.is_file():
+            self.facts["rng_restore_problem"] = f"no RNG states of rank {self.rank} in {original}"
+            return
+        try:
+            self.facts["rng_restored"] = rng.restore_states(states)
+        except (ValueError, TypeError, OSError) as exc:  # a damaged states file: the run goes on unrestored
+            self.facts["rng_restore_problem"] = f"{states}: {exc}"
+            return
+        self.facts["reproduction_of"] = str(original)
+
+    def _take_snapshot(self) -> None:
+        try:
+            self._snapshot = take_snapshot(self.run_dir, self._script, self._exclude)
+        except Exception as exc:  # an odd tree must not break the run; the record says what happened
+            self._snapshot = {"snapshot_error": f"{type(exc).__name__}: {exc}"}
+
+    def finish(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(source facts to add, randomness facts) at end_run."""
+        if self._thread is not None:
+            self._thread.join(SNAPSHOT_WAIT_S)
+            if "snapshot_files" in self._snapshot:
+                root, _ = tree_root(self._script)
+                copied = set(self._snapshot["snapshot_files"])
+                now = {p.relative_to(root).as_posix() for p in user_files(root, self._script,
+                                                                           self._exclude + [self.run_dir])}
+                if not now <= copied:  # modules imported after start_run: take the snapshot again
+                    self._take_snapshot()
+        end = rng.digests(rng.states())
+        start = rng.digests(self._start_states)
+        used = sorted(name for name in start if end.get(name) != start[name])
+        seeded = sorted(rng.seeded())
+        randomness = {**self.facts, "rng_used": used, "rng_seeded": seeded}
+        unseeded = [name for name in used if name not in seeded and name != "torch_cuda"]
+        if unseeded:
+            randomness["determinism_warning"] = (
+                f"{', '.join(unseeded)} random numbers were drawn without a seed: a re-run starts from the recorded "
+                "states, but what was drawn before start_run cannot be promised to repeat")
+        return self._snapshot, randomness

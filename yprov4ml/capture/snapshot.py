@@ -1,0 +1,101 @@
+"""A copy of the code a run ran: its script and the modules it imported from the user's own tree.
+
+The tree is the script's git work tree (else the script's folder). Kept in
+the run directory under ``source/``: ``files/<path in the tree>`` for every
+imported file of the tree (untracked ones included), and with git
+``uncommitted.patch`` (``git diff HEAD --binary``: what the work tree had on
+top of the recorded commit). A reproduction checks out the commit, applies
+the patch and lays the files over it — or, without the repository, uses the
+files alone. Installed packages, the virtual environment and the run
+directories themselves are never copied.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from ..storage.files import atomic_write_bytes, sha256_of
+
+MAX_FILE_BYTES = 8 << 20    # one source file larger than this is not copied (named in the record)
+MAX_TOTAL_BYTES = 64 << 20  # the whole copy
+SNAPSHOT_DIR = "source"
+
+
+def tree_root(script: Path | None) -> tuple[Path, bool]:
+    """The user's tree: the git work tree of the script (True), else its folder (False)."""
+    where = script.parent if script is not None else Path.cwd()
+    top = _git(where, "rev-parse", "--show-toplevel")
+    if top:
+        return Path(top.decode().strip()).resolve(), True
+    return where.resolve(), False
+
+
+def _git(cwd: Path, *args: str) -> bytes | None:
+    if shutil.which("git") is None:
+        return None
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _installed_roots() -> list[Path]:
+    roots = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    roots |= {Path(p).resolve() for key in ("purelib", "platlib", "stdlib") if (p := sysconfig.get_path(key))}
+    return sorted(roots)
+
+
+def user_files(root: Path, script: Path | None, exclude: list[Path]) -> list[Path]:
+    """The script and every imported module file inside ``root``, not in an installed or excluded place."""
+    skip = _installed_roots() + [p.resolve() for p in exclude]
+    found = {script.resolve()} if script is not None and script.is_file() else set()
+    for module in list(sys.modules.values()):
+        location = getattr(module, "__file__", None)
+        if not isinstance(location, str) or not location.endswith(".py"):
+            continue
+        path = Path(location).resolve()
+        if path.is_relative_to(root) and not any(path.is_relative_to(s) for s in skip if s != root) \
+                and "site-packages" not in path.parts and path.is_file():
+            found.add(path)
+    return sorted(found)
+
+
+def take_snapshot(run_dir: Path, script: Path | None, exclude: list[Path]) -> dict[str, Any]:
+    """Copy the run's own code under ``run_dir/source``; the facts the source entity records."""
+    root, is_git = tree_root(script)
+    target = run_dir / SNAPSHOT_DIR
+    facts: dict[str, Any] = {"snapshot_root": str(root), "snapshot": f"{SNAPSHOT_DIR}/files"}
+    if script is not None and script.resolve().is_relative_to(root):
+        facts["script_in_tree"] = script.resolve().relative_to(root).as_posix()
+    total, copied, left_out = 0, [], []
+    for path in user_files(root, script, exclude + [run_dir]):
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
+            left_out.append(path.relative_to(root).as_posix())
+            continue
+        relative = path.relative_to(root)
+        (target / "files" / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / "files" / relative)
+        total += size
+        copied.append(relative.as_posix())
+    facts["snapshot_files"] = copied
+    if left_out:
+        facts["snapshot_left_out"] = left_out
+    if is_git:
+        patch = _git(root, "diff", "HEAD", "--binary")
+        if patch:
+            atomic_write_bytes(target / "uncommitted.patch", patch)
+            facts["uncommitted_patch"] = f"{SNAPSHOT_DIR}/uncommitted.patch"
+            facts["uncommitted_patch_sha256"] = sha256_of(target / "uncommitted.patch")
+        untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z")
+        imported_untracked = sorted(set(copied) & set(untracked.decode(errors="replace").split("\0"))) \
+            if untracked else []
+        if imported_untracked:
+            facts["untracked_imported"] = imported_untracked
+    return facts
