@@ -45,6 +45,7 @@ class RunView:
     datasets: list[dict[str, Any]] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    randomness: dict[str, Any] = field(default_factory=dict)  # RNG states file, generators used and seeded
     problems: list[str] = field(default_factory=list)  # damaged or missing metric data, said plainly
 
     def metric(self, key: str, context: str = "training") -> MetricData:
@@ -123,6 +124,8 @@ def _read_entity(view: RunView, kind: str, attrs: dict[str, Any]) -> None:
         view.source = attrs
     elif kind == "yprov:Environment":
         view.environment = attrs
+    elif kind == "yprov:RandomState":
+        view.randomness = attrs
 
 
 def _metric_series(view: RunView, attrs: dict[str, Any]) -> MetricData | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -150,31 +149,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    import subprocess
-
     from .reproduce import recipe
 
-    plan = recipe(args.run)
-    print(plan.text())
     if not args.run_it:
+        if args.verify or args.venv:
+            raise ValueError("--verify and --venv need --run (re-run the recorded command)")
+        print(recipe(args.run).text())
         return 0
-    if not plan.command:
-        print("yprov4ml reproduce: nothing to run (no command line recorded)", file=sys.stderr)
-        return 2
-    command = list(plan.command)
-    launched = command[0] in ("mpiexec", "srun", "torchrun")
-    if launched:  # the launcher of the run: on PATH, or beside this interpreter (pip install mpich)
-        found = shutil.which(command[0]) or shutil.which(command[0], path=str(Path(sys.executable).parent))
-        if found is None:
-            print(f"yprov4ml reproduce: the run was launched with {command[0]}, which is not installed here",
-                  file=sys.stderr)
-            return 2
-        command[0] = found
-    interpreter = 3 if command[0].endswith(("mpiexec", "srun")) else (None if launched else 0)
-    if interpreter is not None and interpreter < len(command) and not Path(command[interpreter]).exists():
-        command[interpreter] = sys.executable
-    workdir = plan.workdir if plan.workdir and Path(plan.workdir).is_dir() else None
-    return subprocess.run(command, cwd=workdir).returncode
+    from .rerun import reproduce
+
+    return reproduce(args.run, check=args.verify, rtol=args.rtol, atol=args.atol,
+                     venv=Path(args.venv) if args.venv else None)
 
 
 def _export_mlflow(args: argparse.Namespace) -> int:
@@ -269,9 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", default="report.html")
     report.set_defaults(func=_report)
 
-    repro = sub.add_parser("reproduce", help="what it takes to re-run a run, from its PROV-JSON alone")
+    repro = sub.add_parser("reproduce", help="what it takes to re-run a run, from its PROV-JSON alone; re-run "
+                                              "it in a fresh directory and check it (exit 0 same, 1 differs, 2 "
+                                              "could not run)")
     repro.add_argument("run")
-    repro.add_argument("--run", dest="run_it", action="store_true", help="execute the recorded command line")
+    repro.add_argument("--run", dest="run_it", action="store_true",
+                       help="re-run the recorded command on the recorded code, in a fresh directory")
+    repro.add_argument("--verify", action="store_true",
+                       help="compare every metric point, the params and the data fingerprints with the original")
+    repro.add_argument("--rtol", type=float, default=1e-7, help="relative tolerance of --verify (default 1e-7)")
+    repro.add_argument("--atol", type=float, default=0.0, help="absolute tolerance of --verify (default 0)")
+    repro.add_argument("--venv", help="build a virtual environment here with the recorded package versions")
     repro.set_defaults(func=_reproduce)
 
     _add_mlflow_parsers(sub)

@@ -75,6 +75,15 @@ def _packages(view: RunView) -> tuple[dict[str, str], list[str]]:
     return packages, sorted(local_names)
 
 
+def current_packages() -> dict[str, str]:
+    """lower-case name → version (local build label dropped) of what this interpreter has installed."""
+    current = {}
+    for entry in installed_packages():
+        name, _, version = entry.partition("==")
+        current[name.lower()] = version.split("+", 1)[0]
+    return current
+
+
 def recipe(run: str | Path) -> Recipe:
     """The command line, parameters, source commit and packages of a run, with warnings about today's setup."""
     view = load_run(run)
@@ -96,10 +105,7 @@ def recipe(run: str | Path) -> Recipe:
     python = str(view.environment.get("python_version", "unknown"))
     if python != platform.python_version():
         warnings.append(f"the run used Python {python}, this is Python {platform.python_version()}")
-    current = {}
-    for entry in installed_packages():
-        name, _, version = entry.partition("==")
-        current[name.lower()] = version.split("+", 1)[0]
+    current = current_packages()
     differ = [f"{n} {v} (now {current.get(n.lower(), 'not installed')})" for n, v in sorted(packages.items())
               if current.get(n.lower()) != v]
     if differ:
@@ -114,6 +120,8 @@ def recipe(run: str | Path) -> Recipe:
             warnings.append(f"{script} has changed since the run (its sha256 differs)")
     elif script:
         warnings.append(f"the script {script} is not here")
+    if view.randomness.get("determinism_warning"):
+        warnings.append(f"determinism cannot be promised: {view.randomness['determinism_warning']}")
     if workdir and not Path(workdir).is_dir():
         warnings.append(f"the run's working directory {workdir} is not here; the current one will be used")
     return Recipe(prefix + command, workdir, view.params, source, python, packages, local, warnings)
