@@ -200,7 +200,7 @@ class Run(MetricDirectives, FileDirectives):
         snapshot, self.record.randomness = self._reproducibility.finish()
         self.record.source.update(snapshot)
         try:
-            self.record.environment = capture_environment(self._keep_in_clear)
+            self.record.environment = capture_environment(self._keep_in_clear, self._reproducibility.packages)
             gpu = self._collectors.get("gpu")
             if gpu is not None:
                 self.record.environment["accelerators"] += gpu.describe()

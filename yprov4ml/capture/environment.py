@@ -108,11 +108,16 @@ def python_and_os() -> dict[str, Any]:
     }
 
 
-def capture_environment(keep_in_clear: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The environment entity's attributes (secrets hidden; ``redacted`` says which)."""
+def capture_environment(keep_in_clear: frozenset[str] = frozenset(),
+                        packages: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
+    """The environment entity's attributes (secrets hidden; ``redacted`` says which).
+
+    ``packages`` (installed, installed from a directory), when taken earlier, saves reading every
+    distribution's metadata again.
+    """
     facts = python_and_os()
-    facts["packages"] = installed_packages()
-    facts["local_packages"] = local_packages()
+    facts["packages"], facts["local_packages"] = packages if packages is not None else \
+        (installed_packages(), local_packages())
     facts["accelerators"] = accelerators()
     facts.update(framework_versions())
     redactions = Redactions(keep_in_clear)

@@ -4,7 +4,9 @@ At start_run: a reproduction (``$YPROV4ML_REPRODUCE_OF`` names the original
 run directory) first gets the original's generator states; then the states
 are written to ``rng/states.rankN.json`` (small, synchronous: they must be
 the states of this instant), and rank 0 copies the run's code in a
-background thread (``snapshot``). At end_run: which generators were used,
+background thread (``snapshot``); every rank lists its installed packages
+in the background too (reading every distribution's metadata takes tens of
+milliseconds). At end_run: which generators were used,
 which seeded, and the snapshot topped up with modules imported since.
 """
 
@@ -40,8 +42,10 @@ class ReproducibilityCapture:
         self._exclude = exclude
         self._script = script_path()
         self._snapshot: dict[str, Any] = {}
+        self._seen_modules: set[str] = set()
         self._thread: threading.Thread | None = None
         self.facts: dict[str, Any] = {}
+        self.packages: tuple[list[str], list[str]] | None = None  # (installed, from a directory), when listed
 
     def start(self) -> None:
         rng.watch_seeding()
@@ -56,9 +60,8 @@ class ReproducibilityCapture:
             self.facts.update({"rng_states": relative, "rng_states_sha256": sha256_of(self.run_dir / relative)})
         except OSError as exc:  # a full disk: the run goes on; a re-run then starts from fresh states
             self.facts["rng_states_problem"] = f"not written: {exc.strerror or exc}"
-        if self.rank == 0:
-            self._thread = threading.Thread(target=self._take_snapshot, name="yprov4ml-source-snapshot", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._in_background, name="yprov4ml-reproducibility", daemon=True)
+        self._thread.start()
         marker = os.environ.get(REPRODUCTION_MARKER)
         if original and marker:
             with open(marker, "a", encoding="utf-8") as out:  # one short line per rank: appends do not interleave
@@ -76,7 +79,18 @@ class ReproducibilityCapture:
             return
         self.facts["reproduction_of"] = str(original)
 
+    def _in_background(self) -> None:
+        from .environment import installed_packages, local_packages
+
+        if self.rank == 0:  # every rank runs the same code: one copy
+            self._take_snapshot()
+        try:
+            self.packages = (installed_packages(), local_packages())
+        except Exception:  # an odd installation: end_run lists them itself (and records what went wrong)
+            self.packages = None
+
     def _take_snapshot(self) -> None:
+        self._seen_modules = set(sys.modules)
         try:
             self._snapshot = take_snapshot(self.run_dir, self._script, self._exclude)
         except Exception as exc:  # an odd tree must not break the run; the record says what happened
@@ -86,11 +100,12 @@ class ReproducibilityCapture:
         """(source facts to add, randomness facts) at end_run."""
         if self._thread is not None:
             self._thread.join(SNAPSHOT_WAIT_S)
-            if "snapshot_files" in self._snapshot:
+            if self.rank == 0 and "snapshot_files" in self._snapshot:
                 root, _ = tree_root(self._script)
                 copied = set(self._snapshot["snapshot_files"])
-                now = {p.relative_to(root).as_posix() for p in user_files(root, self._script,
-                                                                           self._exclude + [self.run_dir])}
+                since = [name for name in list(sys.modules) if name not in self._seen_modules]
+                now = {p.relative_to(root).as_posix()
+                       for p in user_files(root, None, self._exclude + [self.run_dir], since)}
                 if not now <= copied:  # modules imported after start_run: take the snapshot again
                     self._take_snapshot()
         end = rng.digests(rng.states())

@@ -12,6 +12,7 @@ directories themselves are never copied.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -51,18 +52,27 @@ def _installed_roots() -> list[Path]:
     return sorted(roots)
 
 
-def user_files(root: Path, script: Path | None, exclude: list[Path]) -> list[Path]:
-    """The script and every imported module file inside ``root``, not in an installed or excluded place."""
-    skip = _installed_roots() + [p.resolve() for p in exclude]
+def user_files(root: Path, script: Path | None, exclude: list[Path], modules: list[str] | None = None) -> list[Path]:
+    """The script and every imported module file inside ``root``, not in an installed or excluded place.
+
+    ``modules`` limits the search to those names of ``sys.modules`` (the ones imported since a first look).
+    """
+    skip = [s for s in _installed_roots() + [p.resolve() for p in exclude] if s != root]
     found = {script.resolve()} if script is not None and script.is_file() else set()
-    for module in list(sys.modules.values()):
-        location = getattr(module, "__file__", None)
-        if not isinstance(location, str) or not location.endswith(".py"):
+    names = list(sys.modules) if modules is None else modules
+    inside: dict[str, bool] = {}  # folder → inside root and not skipped; resolving per folder, not per module
+    for name in names:
+        location = getattr(sys.modules.get(name), "__file__", None)
+        if not isinstance(location, str) or not location.endswith(".py") or "site-packages" in location:
             continue
-        path = Path(location).resolve()
-        if path.is_relative_to(root) and not any(path.is_relative_to(s) for s in skip if s != root) \
-                and "site-packages" not in path.parts and path.is_file():
-            found.add(path)
+        folder = os.path.dirname(location)
+        if folder not in inside:
+            real = Path(os.path.realpath(folder))
+            inside[folder] = real.is_relative_to(root) and not any(real.is_relative_to(s) for s in skip)
+        if inside[folder]:
+            path = Path(location).resolve()
+            if path.is_file():
+                found.add(path)
     return sorted(found)
 
 
