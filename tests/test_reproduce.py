@@ -99,7 +99,7 @@ def test_the_record_keeps_code_seeds_and_data_fingerprints(recorded):
     source = view.source
     assert source["git_dirty"] is True and source["script_in_tree"] == "train.py"
     assert sorted(json.loads(source["snapshot_files"])) == ["model.py", "train.py"]
-    assert "Linear(4, 16)" in (run_dir / "source" / "files" / "model.py").read_text()  # as it ran, not committed
+    assert "Linear(4, 16)" in (run_dir / "source" / "rank0" / "files" / "model.py").read_text()  # as it ran, not committed
     patch = (run_dir / source["uncommitted_patch"]).read_text()
     assert "-    return torch.nn.Sequential(torch.nn.Linear(4, 8)" in patch
     assert json.loads(view.randomness["rng_seeded"]) == ["torch"] and "determinism_warning" not in view.randomness

@@ -92,7 +92,7 @@ class ReproducibilityCapture:
     def _take_snapshot(self) -> None:
         self._seen_modules = set(sys.modules)
         try:
-            self._snapshot = take_snapshot(self.run_dir, self._script, self._exclude)
+            self._snapshot = take_snapshot(self.run_dir, self.rank, self._script, self._exclude)
         except Exception as exc:  # an odd tree must not break the run; the record says what happened
             self._snapshot = {"snapshot_error": f"{type(exc).__name__}: {exc}"}
 

@@ -1,7 +1,8 @@
 """A copy of the code a run ran: its script and the modules it imported from the user's own tree.
 
 The tree is the script's git work tree (else the script's folder). Kept in
-the run directory under ``source/``: ``files/<path in the tree>`` for every
+the run directory under ``source/rankN/`` (like every file of a rank, it names
+the rank; rank 0 takes it): ``files/<path in the tree>`` for every
 imported file of the tree (untracked ones included), and with git
 ``uncommitted.patch`` (``git diff HEAD --binary``: what the work tree had on
 top of the recorded commit). A reproduction checks out the commit, applies
@@ -76,11 +77,12 @@ def user_files(root: Path, script: Path | None, exclude: list[Path], modules: li
     return sorted(found)
 
 
-def take_snapshot(run_dir: Path, script: Path | None, exclude: list[Path]) -> dict[str, Any]:
-    """Copy the run's own code under ``run_dir/source``; the facts the source entity records."""
+def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[Path]) -> dict[str, Any]:
+    """Copy the run's own code under ``run_dir/source/rankN``; the facts the source entity records."""
     root, is_git = tree_root(script)
-    target = run_dir / SNAPSHOT_DIR
-    facts: dict[str, Any] = {"snapshot_root": str(root), "snapshot": f"{SNAPSHOT_DIR}/files"}
+    place = f"{SNAPSHOT_DIR}/rank{rank}"
+    target = run_dir / place
+    facts: dict[str, Any] = {"snapshot_root": str(root), "snapshot": f"{place}/files"}
     if script is not None and script.resolve().is_relative_to(root):
         facts["script_in_tree"] = script.resolve().relative_to(root).as_posix()
     total, copied, left_out = 0, [], []
@@ -101,7 +103,7 @@ def take_snapshot(run_dir: Path, script: Path | None, exclude: list[Path]) -> di
         patch = _git(root, "diff", "HEAD", "--binary")
         if patch:
             atomic_write_bytes(target / "uncommitted.patch", patch)
-            facts["uncommitted_patch"] = f"{SNAPSHOT_DIR}/uncommitted.patch"
+            facts["uncommitted_patch"] = f"{place}/uncommitted.patch"
             facts["uncommitted_patch_sha256"] = sha256_of(target / "uncommitted.patch")
         untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z")
         imported_untracked = sorted(set(copied) & set(untracked.decode(errors="replace").split("\0"))) \
