@@ -102,7 +102,8 @@ class Run(MetricDirectives, FileDirectives):
                 "Pass a writable provenance_save_dir to start_run."
             ) from exc
         self.journal.write("start", **info.__dict__, source=self.record.source)
-        self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, [Path(save_dir).absolute()])
+        self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, [Path(save_dir).absolute()],
+                                                       self._keep_in_clear)
         self._reproducibility.start()
         if info.parent_task:
             register(info.parent_task, "start", run_id, self.rank, self.run_dir, self.prov_path)

@@ -1,4 +1,4 @@
-"""A run whose every channel carries a planted secret (marked PLANTED-...), inside a workflow task.
+"""A run whose every channel carries a planted secret (each marked with "planted" in capitals), inside a workflow task.
 
     MYSQL_PWD=PLANTED-ENV-1 ... python secret_training.py OUT_DIR --db-password PLANTED-ARGV-1 --token=PLANTED-ARGV-2
 """

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..storage.files import atomic_write_text, resolve_inside, sha256_of
 from . import rng
-from .snapshot import take_snapshot, user_files, tree_root
+from .snapshot import installed_roots, take_snapshot, tree_root, user_files
 
 REPRODUCE_OF = "YPROV4ML_REPRODUCE_OF"           # set by `yprov4ml reproduce --run`: the original run directory
 REPRODUCTION_MARKER = "YPROV4ML_REPRODUCTION_MARKER"  # a file the new run appends "rank run_dir" to
@@ -29,16 +29,20 @@ SNAPSHOT_WAIT_S = 60.0
 
 
 def script_path() -> Path | None:
+    """The user's entry script; None for ``python -c``, a REPL, or a tool's own entry point (pytest, ipykernel)."""
     script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
-    path = Path(script) if script else None
-    return path.resolve() if path is not None and path.is_file() else None
+    path = Path(script).resolve() if script else None
+    if path is None or not path.is_file() or any(path.is_relative_to(root) for root in installed_roots()):
+        return None
+    return path
 
 
 class ReproducibilityCapture:
     """RNG states and the code snapshot of one rank's run."""
 
-    def __init__(self, run_dir: Path, rank: int, exclude: list[Path]):
+    def __init__(self, run_dir: Path, rank: int, exclude: list[Path], keep_in_clear: frozenset[str] = frozenset()):
         self.run_dir, self.rank = run_dir, rank
+        self._keep = keep_in_clear
         self._exclude = exclude
         self._script = script_path()
         self._snapshot: dict[str, Any] = {}
@@ -92,7 +96,7 @@ class ReproducibilityCapture:
     def _take_snapshot(self) -> None:
         self._seen_modules = set(sys.modules)
         try:
-            self._snapshot = take_snapshot(self.run_dir, self.rank, self._script, self._exclude)
+            self._snapshot = take_snapshot(self.run_dir, self.rank, self._script, self._exclude, self._keep)
         except Exception as exc:  # an odd tree must not break the run; the record says what happened
             self._snapshot = {"snapshot_error": f"{type(exc).__name__}: {exc}"}
 

@@ -121,3 +121,31 @@ class Redactions:
                     continue
             out.append(self.value("command line argument", "", arg))
         return out
+
+
+# Secrets written into source code: a quoted literal assigned to a secret name (``API_KEY = "..."``,
+# ``{"token": "..."}``), and in comments or docstrings the shell forms ``NAME=value`` and ``--name value``
+# (only values with a digit: ``password=DEFAULT_PASSWORD`` or ``token=args.token`` are code, not secrets).
+_SOURCE_QUOTED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)(?P<mid>["']?\s*[:=]\s*[rbuRBU]?)(?P<q>["'])"""
+                            r"""(?P<value>[^"'\n]+)(?P=q)""")
+_SOURCE_SHELL = re.compile(r"""(?P<name>(?<![\w\-])[A-Za-z_][A-Za-z0-9_]*|--[A-Za-z][A-Za-z0-9_\-]*)"""
+                           r"""(?P<mid>=|(?<=[a-z0-9])\s+)"""
+                           r"""(?P<value>(?=[^\s"'`;()\[\],]*\d)[^\s"'`;()\[\],]+)(?=[\s"'`;,)\]]|$)""")
+
+
+def redact_source(text: str, keep: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """Source code with the secrets written into it replaced (shapes, and values of secret names)."""
+    text, found = redact_text(text)
+
+    def hide(match: re.Match) -> str:
+        name = match.group("name").lstrip("-")
+        if name in keep or not is_secret_name(name) or match.group("value") == REDACTED:
+            return match.group(0)
+        found.append("secret name in source")
+        quote = match.groupdict().get("q") or ""
+        return f"{match.group('name')}{match.group('mid')}{quote}{REDACTED}{quote}"
+
+    text = _SOURCE_QUOTED.sub(hide, text)
+    text = _SOURCE_SHELL.sub(lambda m: hide(m) if m.group("name").startswith("--") or "=" in m.group("mid")
+                             else m.group(0), text)
+    return text, sorted(set(found))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.files import atomic_write_bytes, sha256_of
+from .secrets import redact_source
 
 MAX_FILE_BYTES = 8 << 20    # one source file larger than this is not copied (named in the record)
 MAX_TOTAL_BYTES = 64 << 20  # the whole copy
@@ -47,7 +48,8 @@ def _git(cwd: Path, *args: str) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def _installed_roots() -> list[Path]:
+def installed_roots() -> list[Path]:
+    """Where installed code lives: the interpreter's prefixes and its site-packages."""
     roots = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     roots |= {Path(p).resolve() for key in ("purelib", "platlib", "stdlib") if (p := sysconfig.get_path(key))}
     return sorted(roots)
@@ -58,7 +60,7 @@ def user_files(root: Path, script: Path | None, exclude: list[Path], modules: li
 
     ``modules`` limits the search to those names of ``sys.modules`` (the ones imported since a first look).
     """
-    skip = [s for s in _installed_roots() + [p.resolve() for p in exclude] if s != root]
+    skip = [s for s in installed_roots() + [p.resolve() for p in exclude] if s != root]
     found = {script.resolve()} if script is not None and script.is_file() else set()
     names = list(sys.modules) if modules is None else modules
     inside: dict[str, bool] = {}  # folder → inside root and not skipped; resolving per folder, not per module
@@ -77,15 +79,29 @@ def user_files(root: Path, script: Path | None, exclude: list[Path], modules: li
     return sorted(found)
 
 
-def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[Path]) -> dict[str, Any]:
-    """Copy the run's own code under ``run_dir/source/rankN``; the facts the source entity records."""
+def _copy_redacted(source: Path, target: Path, keep: frozenset[str]) -> bool:
+    """Copy a source file with the secrets written into it replaced; True when some were."""
+    data = source.read_bytes()
+    text = data.decode("utf-8", errors="surrogateescape")
+    clean, kinds = redact_source(text, keep)
+    atomic_write_bytes(target, clean.encode("utf-8", errors="surrogateescape") if kinds else data)
+    return bool(kinds)
+
+
+def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[Path],
+                  keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Copy the run's own code under ``run_dir/source/rankN``; the facts the source entity records.
+
+    Secrets never leave in clear, not even in a copy of the code: a file (or the patch) with a secret
+    written into it is kept with the secret replaced, and named in ``snapshot_redacted``.
+    """
     root, is_git = tree_root(script)
     place = f"{SNAPSHOT_DIR}/rank{rank}"
     target = run_dir / place
     facts: dict[str, Any] = {"snapshot_root": str(root), "snapshot": f"{place}/files"}
     if script is not None and script.resolve().is_relative_to(root):
         facts["script_in_tree"] = script.resolve().relative_to(root).as_posix()
-    total, copied, left_out = 0, [], []
+    total, copied, left_out, redacted = 0, [], [], []
     for path in user_files(root, script, exclude + [run_dir]):
         size = path.stat().st_size
         if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
@@ -93,7 +109,8 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
             continue
         relative = path.relative_to(root)
         (target / "files" / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target / "files" / relative)
+        if _copy_redacted(path, target / "files" / relative, keep):
+            redacted.append(relative.as_posix())
         total += size
         copied.append(relative.as_posix())
     facts["snapshot_files"] = copied
@@ -102,6 +119,10 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
     if is_git:
         patch = _git(root, "diff", "HEAD", "--binary")
         if patch:
+            text, kinds = redact_source(patch.decode("utf-8", errors="surrogateescape"), keep)
+            if kinds:
+                patch = text.encode("utf-8", errors="surrogateescape")
+                redacted.append("uncommitted.patch")
             atomic_write_bytes(target / "uncommitted.patch", patch)
             facts["uncommitted_patch"] = f"{place}/uncommitted.patch"
             facts["uncommitted_patch_sha256"] = sha256_of(target / "uncommitted.patch")
@@ -110,4 +131,6 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
             if untracked else []
         if imported_untracked:
             facts["untracked_imported"] = imported_untracked
+    if redacted:
+        facts["snapshot_redacted"] = redacted
     return facts

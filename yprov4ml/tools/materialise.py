@@ -70,6 +70,9 @@ def materialise(view: RunView, target: Path) -> Materialised:
     if not how:
         raise NotARunError(f"{view.prov_path}: the record holds no copy of the code and no commit that can be "
                            "checked out; record the run with this yprov4ml version to reproduce it")
+    if source.get("snapshot_redacted"):
+        notes.append(f"secrets written into the code were replaced by <redacted> in the record "
+                     f"({source['snapshot_redacted']}): put them back, or read them from the environment")
     inside = source.get("script_in_tree")
     script = resolve_inside(target, str(inside)) if inside else None
     if script is not None and not script.is_file():
