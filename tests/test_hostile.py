@@ -305,7 +305,7 @@ def test_planted_secrets_reach_no_output_in_clear(tmp_path):
     assert view.params["lr"] == 0.01 and view.params["tokenizer"] == "bert-base-uncased"  # no false alarm
     copy = run_dir / view.source["snapshot"] / "tests" / "scripts" / "secret_training.py"  # the code, secrets out
     assert '"api_key": "<redacted>"' in copy.read_text() and '"tokenizer": "bert-base-uncased"' in copy.read_text()
-    assert json.loads(view.source["snapshot_redacted"]) == ["tests/scripts/secret_training.py"]
+    assert "tests/scripts/secret_training.py" in json.loads(view.source["snapshot_redacted"])
     assert view.environment["environment_variables"]
     redacted = json.loads(view.run["redacted"])  # a JSON list, like every list attribute
     assert any("--db-password" in r for r in redacted) and any("MYSQL_PWD" in r for r in redacted)
