@@ -120,22 +120,16 @@ def build_document(record: RunRecord) -> ProvDocument:
         entity = doc.entity(unique(f"run:rank-{rank}/dataset/{safe_name(dataset.label)}"), attrs)
         doc.used(activity_for(dataset.context), entity, timestamp(dataset.time))
 
-    if record.source:
-        attrs = _attrs(record.source)
-        attrs.update({PROV_TYPE: prov_kind("yprov:SourceCode"), PROV_LABEL: "source code"})
-        if "script" in record.source:
-            attrs[PROV_LOCATION] = record.source["script"]
-        doc.used(run, doc.entity(f"run:rank-{rank}/source", attrs))
-    if record.randomness:
-        attrs = _attrs(record.randomness)
-        attrs.update({PROV_TYPE: prov_kind("yprov:RandomState"), PROV_LABEL: "random number generators"})
-        if "rng_states" in record.randomness:
-            attrs[PROV_LOCATION] = record.randomness["rng_states"]
-        doc.used(run, doc.entity(f"run:rank-{rank}/randomness", attrs))
-    if record.environment:
-        attrs = _attrs(record.environment)
-        attrs.update({PROV_TYPE: prov_kind("yprov:Environment"), PROV_LABEL: "execution environment"})
-        doc.used(run, doc.entity(f"run:rank-{rank}/environment", attrs))
+    for facts, kind, label, name, location in (
+            (record.source, "yprov:SourceCode", "source code", "source", "script"),
+            (record.randomness, "yprov:RandomState", "random number generators", "randomness", "rng_states"),
+            (record.environment, "yprov:Environment", "execution environment", "environment", None)):
+        if facts:  # one entity each, used by the run
+            attrs = _attrs(facts)
+            attrs.update({PROV_TYPE: prov_kind(kind), PROV_LABEL: label})
+            if location in facts:
+                attrs[PROV_LOCATION] = facts[location]
+            doc.used(run, doc.entity(f"run:rank-{rank}/{name}", attrs))
     return doc
 
 
