@@ -48,6 +48,29 @@ def test_system_metrics_become_series_with_units(save_dir):
     assert view.metric("disk_percent").steps == [0, 1, 2]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_the_proc_sampler_gives_psutils_figures(tmp_path):
+    """The /proc reader that log_system_metrics uses on Linux agrees with psutil, figure by figure."""
+    from yprov4ml.collectors import procfs
+    from yprov4ml.collectors.system import SystemCollector, system_collector
+
+    fast, reference = procfs.ProcSampler(tmp_path), SystemCollector(tmp_path)
+    assert isinstance(system_collector(tmp_path), procfs.ProcSampler)
+    started = time.process_time()
+    while time.process_time() - started < 0.3:  # some CPU time for the process figure to measure
+        sum(range(10_000))
+    ours, theirs = dict((n, v) for n, v, _ in fast.sample()), dict((n, v) for n, v, _ in reference.sample())
+    assert set(ours) == set(theirs) == SYSTEM_FIGURES
+    assert ours["process_cpu_percent"] == pytest.approx(theirs["process_cpu_percent"], abs=10)
+    assert ours["process_cpu_percent"] > 30  # the loop above kept this process busy
+    assert ours["system_cpu_percent"] == pytest.approx(theirs["system_cpu_percent"], abs=25)
+    for name in ("process_memory_rss_bytes", "system_memory_used_bytes", "disk_used_bytes"):
+        assert ours[name] == pytest.approx(theirs[name], rel=0.05), name
+    for name in ("system_memory_percent", "disk_percent"):
+        assert ours[name] == pytest.approx(theirs[name], abs=1.0), name
+    fast.close()
+
+
 def test_gpu_figures_through_nvml(save_dir, fake_gpus):
     with yprov4ml.start_run(experiment_name="gpu", provenance_save_dir=save_dir) as run:
         yprov4ml.log_system_metrics(yprov4ml.Context.TRAINING, 0)
@@ -120,7 +143,10 @@ def test_a_raising_collector_never_breaks_training(save_dir, monkeypatch):
     def broken(self):
         raise OSError("psutil exploded")
 
+    from yprov4ml.collectors import procfs
+
     monkeypatch.setattr(system.SystemCollector, "sample", broken)
+    monkeypatch.setattr(procfs.ProcSampler, "sample", broken)
     with yprov4ml.start_run(experiment_name="broken", provenance_save_dir=save_dir) as run:
         with pytest.warns(RuntimeWarning, match="psutil exploded"):
             yprov4ml.log_system_metrics(step=0)

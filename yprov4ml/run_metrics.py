@@ -85,12 +85,12 @@ class MetricDirectives:
 
     # ---------------------------------------------------------------- collectors
     def _start_collectors(self, system_metrics_interval: float | None) -> None:
-        from .collectors.system import SystemCollector
+        from .collectors.system import system_collector
 
         self._collector_failures: set[str] = set()
         self._timers: dict[str, float] = {}
         # Created now so that the first CPU figure covers the time since start_run, not 0.0.
-        self._collectors: dict[str, Any] = {"system": SystemCollector(self.run_dir)}
+        self._collectors: dict[str, Any] = {"system": system_collector(self.run_dir)}
         self._sampler = None
         if system_metrics_interval is not None:
             from .collectors.sampler import SAMPLER_CONTEXT, BackgroundSampler
@@ -181,6 +181,7 @@ class MetricDirectives:
             self._sampler.stop()
 
     def _stop_collectors(self) -> None:
+        self._collectors["system"].close()
         energy = self._collectors.get("energy")
         if energy is not None:
             self.record.resource_usage.update(energy.totals())

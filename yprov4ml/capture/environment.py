@@ -93,10 +93,18 @@ def framework_versions() -> dict[str, str]:
     return found
 
 
+def memory_total() -> int:
+    """The machine's memory in bytes (sysconf where it knows; psutil, which costs 15 ms to import, elsewhere)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        return psutil.virtual_memory().total
+
+
 def python_and_os() -> dict[str, Any]:
     """Interpreter and operating-system facts."""
-    import psutil
-
     return {
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -104,7 +112,7 @@ def python_and_os() -> dict[str, Any]:
         "os": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count() or 0,
-        "memory_total_bytes": psutil.virtual_memory().total,
+        "memory_total_bytes": memory_total(),
     }
 
 

@@ -1,8 +1,16 @@
-"""System load through psutil: process and system CPU, memory, and the run directory's disk."""
+"""System load: process and system CPU, memory, and the run directory's disk (psutil, or /proc on Linux)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+
+def system_collector(run_dir: Path) -> Any:
+    """The cheapest collector of the system figures here: /proc on Linux, psutil elsewhere."""
+    from . import procfs
+
+    return procfs.ProcSampler(run_dir) if procfs.available() else SystemCollector(run_dir)
 
 
 class SystemCollector:
@@ -17,6 +25,9 @@ class SystemCollector:
         # cpu_percent(None) compares with the previous call: prime both counters now.
         self._process.cpu_percent(None)
         psutil.cpu_percent(None)
+
+    def close(self) -> None:
+        """Nothing to release (``ProcSampler`` keeps files open)."""
 
     def sample(self) -> list[tuple[str, float, str]]:
         psutil = self._psutil
