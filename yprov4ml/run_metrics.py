@@ -113,10 +113,18 @@ class MetricDirectives:
         return self._collectors[name]
 
     def _log_figures(self, figures: list[tuple[str, float, str]], context: Any, step: int | None) -> None:
+        """One sample of a collector: its figures share one time, and wait for the writer's timed flush.
+
+        They do not count towards ``save_after_n_logs``: a collector called every step would otherwise
+        wake the writer for its own few points every few calls, and its cost would double.
+        """
+        when = _now()
+        checked_step = None if step is None else as_step(step, "a collector's step")
         for name, value, unit in figures:
-            if (name, context) not in self._series:
-                self._open_series(name, context, unit)
-            self.log_metric(name, value, context, step)
+            series = self._series.get((name, context)) or self._open_series(name, context, unit)
+            point_step = series.next_step if checked_step is None else checked_step
+            series.next_step = point_step + 1
+            series.pending.append((point_step, when, value if type(value) is float else as_metric_value(value, name)))
 
     def _collector_failed(self, what: str, exc: Exception) -> None:
         if what not in self._collector_failures:  # once per collector: training goes on
