@@ -20,7 +20,8 @@ from typing import Any, Iterable
 
 from . import state
 from .capture.environment import capture_environment, capture_source
-from .capture.reproducibility import ReproducibilityCapture
+from .capture.reproducibility import KILLED_WAIT_S as KILLED_SNAPSHOT_WAIT_S
+from .capture.reproducibility import SNAPSHOT_WAIT_S, ReproducibilityCapture
 from .capture.secrets import Redactions, keep_in_clear_names
 from .distributed.ranks import RankInfo, rank_zero_only
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
@@ -198,7 +199,8 @@ class Run(MetricDirectives, FileDirectives):
                 self.record.touch_context(series.context, series.first_time)
                 self.record.touch_context(series.context, series.last_time)
                 series.sha256 = sha256_of(series.path)
-        snapshot, self.record.randomness = self._reproducibility.finish()
+        snapshot, self.record.randomness = self._reproducibility.finish(
+            KILLED_SNAPSHOT_WAIT_S if status == "KILLED" else SNAPSHOT_WAIT_S)
         self.record.source.update(snapshot)
         try:
             self.record.environment = capture_environment(self._keep_in_clear, self._reproducibility.packages)

@@ -26,6 +26,7 @@ from .snapshot import installed_roots, take_snapshot, tree_root, user_files
 REPRODUCE_OF = "YPROV4ML_REPRODUCE_OF"           # set by `yprov4ml reproduce --run`: the original run directory
 REPRODUCTION_MARKER = "YPROV4ML_REPRODUCTION_MARKER"  # a file the new run appends "rank run_dir" to
 SNAPSHOT_WAIT_S = 60.0
+KILLED_WAIT_S = 2.0  # a killed job has seconds before SIGKILL: the record first
 
 
 def script_path() -> Path | None:
@@ -100,10 +101,10 @@ class ReproducibilityCapture:
         except Exception as exc:  # an odd tree must not break the run; the record says what happened
             self._snapshot = {"snapshot_error": f"{type(exc).__name__}: {exc}"}
 
-    def finish(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(source facts to add, randomness facts) at end_run."""
+    def finish(self, wait_s: float = SNAPSHOT_WAIT_S) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(source facts to add, randomness facts) at end_run, waiting at most ``wait_s`` for the copy."""
         if self._thread is not None:
-            self._thread.join(SNAPSHOT_WAIT_S)
+            self._thread.join(wait_s)
             if self.rank == 0 and "snapshot_files" in self._snapshot:
                 root, _ = tree_root(self._script)
                 copied = set(self._snapshot["snapshot_files"])
