@@ -54,7 +54,10 @@ def test_any_keys_round_trip_as_metrics_and_params(tmp_path, keys):
     path = yprov4ml.end_run()
     assert_valid_prov(path)
     view = yprov4ml.load_run(run.run_dir)
-    assert view.params == {key: n for n, key in enumerate(keys)}
+    from yprov4ml.capture.secrets import REDACTED, is_secret_name
+
+    # a key that names a secret ("TOKEN", "db_password") keeps its name and hides its value, by design
+    assert view.params == {key: REDACTED if is_secret_name(key) else n for n, key in enumerate(keys)}
     assert {k: m.values for (k, _), m in view.metrics.items()} == {key: [float(n)] for n, key in enumerate(keys)}
     assert not view.problems
 
