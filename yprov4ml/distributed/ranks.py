@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -90,6 +91,9 @@ def mpi_comm() -> object | None:
         return None
 
 
+ABORT_GRACE_S = 0.5
+
+
 def abort_mpi_world_after_failure() -> None:
     """After an uncaught exception on one rank of an MPI world: abort it, as ``python -m mpi4py`` does.
 
@@ -103,6 +107,9 @@ def abort_mpi_world_after_failure() -> None:
     if comm is None or comm.Get_size() < 2 or os.environ.get("YPROV4ML_MPI_ABORT", "1") == "0":
         return
     sys.stderr.flush()
+    # The launcher forwards a rank's stderr through a pipe; aborting at once can kill that relay before
+    # it has passed on the traceback just written (seen with Hydra: a traceback cut after its first line).
+    time.sleep(ABORT_GRACE_S)
     comm.Abort(1)
 
 
