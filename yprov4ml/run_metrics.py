@@ -113,10 +113,11 @@ class MetricDirectives:
         return self._collectors[name]
 
     def _log_figures(self, figures: list[tuple[str, float, str]], context: Any, step: int | None) -> None:
-        """One sample of a collector: its figures share one time, and wait for the writer's timed flush.
+        """One sample of a collector: its figures share one time, and count as one log towards ``save_after_n_logs``.
 
-        They do not count towards ``save_after_n_logs``: a collector called every step would otherwise
-        wake the writer for its own few points every few calls, and its cost would double.
+        Counted point by point, a collector called every step would wake the writer for its own few
+        points every few calls, and its cost would double; counted not at all, a collector called in a
+        tight loop would buffer without bound until the timed flush.
         """
         when = _now()
         checked_step = None if step is None else as_step(step, "a collector's step")
@@ -125,6 +126,10 @@ class MetricDirectives:
             point_step = series.next_step if checked_step is None else checked_step
             series.next_step = point_step + 1
             series.pending.append((point_step, when, value if type(value) is float else as_metric_value(value, name)))
+        self._since_flush += 1
+        if self._since_flush >= self._flush_every:
+            self._since_flush = 0
+            self._writer.wake()
 
     def _collector_failed(self, what: str, exc: Exception) -> None:
         if what not in self._collector_failures:  # once per collector: training goes on
