@@ -12,6 +12,7 @@ which seeded, and the snapshot topped up with modules imported since.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -19,9 +20,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..storage.files import atomic_write_text, resolve_inside, sha256_of
+from ..storage.files import atomic_write_bytes, resolve_inside
 from . import rng
-from .snapshot import installed_roots, take_snapshot, tree_root, user_files
+from .snapshot import installed_roots, take_snapshot, user_files
 
 REPRODUCE_OF = "YPROV4ML_REPRODUCE_OF"           # set by `yprov4ml reproduce --run`: the original run directory
 REPRODUCTION_MARKER = "YPROV4ML_REPRODUCTION_MARKER"  # a file the new run appends "rank run_dir" to
@@ -61,8 +62,9 @@ class ReproducibilityCapture:
         relative = f"rng/states.rank{self.rank}.json"
         try:
             (self.run_dir / "rng").mkdir(exist_ok=True)
-            atomic_write_text(self.run_dir / relative, json.dumps(self._start_states))
-            self.facts.update({"rng_states": relative, "rng_states_sha256": sha256_of(self.run_dir / relative)})
+            data = json.dumps(self._start_states).encode()
+            atomic_write_bytes(self.run_dir / relative, data)
+            self.facts.update({"rng_states": relative, "rng_states_sha256": hashlib.sha256(data).hexdigest()})
         except OSError as exc:  # a full disk: the run goes on; a re-run then starts from fresh states
             self.facts["rng_states_problem"] = f"not written: {exc.strerror or exc}"
         self._thread = threading.Thread(target=self._in_background, name="yprov4ml-reproducibility", daemon=True)
@@ -106,7 +108,7 @@ class ReproducibilityCapture:
         if self._thread is not None:
             self._thread.join(wait_s)
             if self.rank == 0 and "snapshot_files" in self._snapshot:
-                root, _ = tree_root(self._script)
+                root = Path(self._snapshot["snapshot_root"])
                 copied = set(self._snapshot["snapshot_files"])
                 since = [name for name in list(sys.modules) if name not in self._seen_modules]
                 now = {p.relative_to(root).as_posix()

@@ -13,6 +13,7 @@ directories themselves are never copied.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-from ..storage.files import atomic_write_bytes, sha256_of
+from ..storage.files import atomic_write_bytes
 from .secrets import redact_source
 
 MAX_FILE_BYTES = 8 << 20    # one source file larger than this is not copied (named in the record)
@@ -79,13 +80,10 @@ def user_files(root: Path, script: Path | None, exclude: list[Path], modules: li
     return sorted(found)
 
 
-def _copy_redacted(source: Path, target: Path, keep: frozenset[str]) -> bool:
-    """Copy a source file with the secrets written into it replaced; True when some were."""
-    data = source.read_bytes()
-    text = data.decode("utf-8", errors="surrogateescape")
-    clean, kinds = redact_source(text, keep)
-    atomic_write_bytes(target, clean.encode("utf-8", errors="surrogateescape") if kinds else data)
-    return bool(kinds)
+def _redacted(data: bytes, keep: frozenset[str]) -> tuple[bytes, bool]:
+    """Source bytes with the secrets written into them replaced; True when some were (else the bytes as given)."""
+    clean, kinds = redact_source(data.decode("utf-8", errors="surrogateescape"), keep)
+    return (clean.encode("utf-8", errors="surrogateescape"), True) if kinds else (data, False)
 
 
 def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[Path],
@@ -109,7 +107,9 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
             continue
         relative = path.relative_to(root)
         (target / "files" / relative).parent.mkdir(parents=True, exist_ok=True)
-        if _copy_redacted(path, target / "files" / relative, keep):
+        data, hidden = _redacted(path.read_bytes(), keep)
+        atomic_write_bytes(target / "files" / relative, data)
+        if hidden:
             redacted.append(relative.as_posix())
         total += size
         copied.append(relative.as_posix())
@@ -119,13 +119,12 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
     if is_git:
         patch = _git(root, "diff", "HEAD", "--binary")
         if patch:
-            text, kinds = redact_source(patch.decode("utf-8", errors="surrogateescape"), keep)
-            if kinds:
-                patch = text.encode("utf-8", errors="surrogateescape")
+            patch, hidden = _redacted(patch, keep)
+            if hidden:
                 redacted.append("uncommitted.patch")
             atomic_write_bytes(target / "uncommitted.patch", patch)
             facts["uncommitted_patch"] = f"{place}/uncommitted.patch"
-            facts["uncommitted_patch_sha256"] = sha256_of(target / "uncommitted.patch")
+            facts["uncommitted_patch_sha256"] = hashlib.sha256(patch).hexdigest()
         untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z")
         imported_untracked = sorted(set(copied) & set(untracked.decode(errors="replace").split("\0"))) \
             if untracked else []
