@@ -206,3 +206,15 @@ def test_fingerprints_follow_the_bytes_of_the_data(tmp_path):
     (dataset,) = load_run(run.run_dir).datasets
     assert dataset["fingerprint_of"] == "file" and dataset["path"] == str(data.resolve())
     assert os.path.getsize(data) == dataset["size_bytes"]
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{\"python\": [3, \"x\", null]}", "not json"])
+def test_a_tampered_states_file_leaves_the_re_run_unrestored_and_says_so(tmp_path, monkeypatch, content):
+    original = tmp_path / "original"
+    (original / "rng").mkdir(parents=True)
+    (original / "rng" / "states.rank0.json").write_text(content)
+    monkeypatch.setenv("YPROV4ML_REPRODUCE_OF", str(original))
+    with yprov4ml.start_run("www.example.org", "tampered", tmp_path / "prov") as run:
+        yprov4ml.log_metric("loss", 1.0)
+    randomness = load_run(run.run_dir).randomness
+    assert "states.rank0.json" in randomness["rng_restore_problem"] and "rng_restored" not in randomness

@@ -26,7 +26,6 @@ TORCH_DEFAULT_SEED = 67280421310721  # torch's CPU generator before any manual_s
 MAX_STATE_FILE = 1 << 22  # a states file larger than this is not one of ours
 
 _seeded: set[str] = set()
-_wrapped: dict[str, tuple[Any, str, Callable]] = {}
 
 
 def _mark(name: str, original: Callable) -> Callable:
@@ -52,7 +51,6 @@ def watch_seeding() -> None:
         current = getattr(module, attr, None)
         if current is None or getattr(current, "__wrapped__", None) is not None:
             continue
-        _wrapped[name] = (module, attr, current)
         setattr(module, attr, _mark(name, current))
 
 
@@ -102,6 +100,8 @@ def restore_states(path: Path) -> list[str]:
     if path.stat().st_size > MAX_STATE_FILE:
         raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for a yprov4ml RNG states file")
     found = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(found, dict):
+        raise ValueError(f"{path}: not a yprov4ml RNG states file (a JSON object of generator states)")
     restored = []
     if isinstance(found.get("python"), list) and len(found["python"]) == 3:
         version, internal, gauss = found["python"]
@@ -116,6 +116,10 @@ def restore_states(path: Path) -> list[str]:
     if torch is not None and isinstance(found.get("torch"), list):
         torch.set_rng_state(torch.tensor(found["torch"], dtype=torch.uint8))
         restored.append("torch")
+        cuda = found.get("torch_cuda")
+        if isinstance(cuda, list) and cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([torch.tensor(state, dtype=torch.uint8) for state in cuda])
+            restored.append("torch_cuda")
     return restored
 
 
