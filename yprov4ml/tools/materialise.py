@@ -31,8 +31,8 @@ class Materialised:
     notes: list[str] = field(default_factory=list)
 
 
-def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, timeout=300)
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=300)
 
 
 def _has_commit(repo: Path, commit: str) -> bool:

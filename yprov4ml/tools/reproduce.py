@@ -25,6 +25,7 @@ class Recipe:
     packages: dict[str, str]  # what pip can install: name → version (local build labels dropped)
     local_packages: list[str] = field(default_factory=list)  # installed from a directory: no index has them
     warnings: list[str] = field(default_factory=list)
+    launcher: list[str] = field(default_factory=list)  # the start of ``command`` that is the launcher's
 
     def pip_line(self) -> str:
         """A line to paste into a shell."""
@@ -124,4 +125,4 @@ def recipe(run: str | Path) -> Recipe:
         warnings.append(f"determinism cannot be promised: {view.randomness['determinism_warning']}")
     if workdir and not Path(workdir).is_dir():
         warnings.append(f"the run's working directory {workdir} is not here; the current one will be used")
-    return Recipe(prefix + command, workdir, view.params, source, python, packages, local, warnings)
+    return Recipe(prefix + command, workdir, view.params, source, python, packages, local, warnings, prefix)

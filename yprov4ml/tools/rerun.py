@@ -39,15 +39,14 @@ def _command(plan: Recipe, python: str, script: Path | None, recorded_script: st
     torchrun), the script and its arguments. None when the launcher is not installed here.
     """
     command = list(plan.command)
-    launcher = command[0]
-    if launcher in ("mpiexec", "srun", "torchrun"):
-        found = shutil.which(launcher) or shutil.which(launcher, path=str(Path(sys.executable).parent))
+    if plan.launcher:
+        found = shutil.which(command[0]) or shutil.which(command[0], path=str(Path(sys.executable).parent))
         if found is None:
             return None
         command[0] = found
-    interpreter = {"mpiexec": 3, "srun": 3, "torchrun": None}.get(launcher, 0)
-    if interpreter is not None and interpreter < len(command):
-        command[interpreter] = python
+    # After the launcher comes the interpreter, except under torchrun, which starts it itself.
+    if plan.launcher[:1] != ["torchrun"] and len(plan.launcher) < len(command):
+        command[len(plan.launcher)] = python
     if script is not None and recorded_script:
         for i, part in enumerate(command):
             if part == recorded_script or Path(part).name == Path(recorded_script).name:

@@ -71,7 +71,7 @@ def _params(original: RunView, again: RunView, result: Verification) -> None:
 def _metrics(original: RunView, again: RunView, rtol: float, atol: float, result: Verification) -> None:
     for ident in sorted(set(original.metrics) | set(again.metrics)):
         name = f"{ident[0]}@{ident[1]}"
-        if ident[1] == "system":  # load figures of the machine, not results of the run
+        if _measured(original, ident) or _measured(again, ident):
             continue
         if ident not in again.metrics or ident not in original.metrics:
             where = "the re-run" if ident not in again.metrics else "the original"
@@ -89,6 +89,13 @@ def _metrics(original: RunView, again: RunView, rtol: float, atol: float, result
             if not close(a, b, rtol, atol):
                 result.differences.append(Difference("metric", name, f"diverged at step {step}: {a!r} → {b!r}"))
                 break
+
+
+def _measured(view: RunView, ident: tuple[str, str]) -> bool:
+    """A series yprov4ml measured itself (system load, GPU, energy, timers): it has a unit, and it
+    describes the machine and the clock, not a result of the run. Users' own series have no unit."""
+    data = view.metrics.get(ident)
+    return data is not None and data.unit is not None
 
 
 def _fingerprints(view: RunView) -> dict[str, str]:
