@@ -17,7 +17,7 @@ from ..prov.reader import RunView, load_run
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from . import mlflow_names as names
 from .mlflow_link import is_mlflow_error, mlflow_client, translated
-from .mlflow_send import experiment_id, identity_tags, log_files, log_params, send_series
+from .mlflow_send import experiment_id, identity_tags, log_files, log_params, parent_tags, send_series
 
 
 @dataclass
@@ -88,8 +88,7 @@ def _parent_run(client: Any, exp_id: str, views: list[RunView], run_dir: Path) -
         return Exported(str(run_dir), old.info.run_id, 0, True)
     statuses = {v.status for v in views}
     status = "FINISHED" if statuses == {"FINISHED"} else ("FAILED" if "FAILED" in statuses else "KILLED")
-    tags = {names.RUN_ID_TAG: first.run_id, names.RANK_TAG: names.ALL_RANKS, "yprov4ml.world_size": str(first.world_size),
-            "yprov4ml.experiment": first.experiment, "yprov4ml.status": status, "mlflow.user": _user(first)}
+    tags = parent_tags(first.run_id, first.world_size, first.experiment, status, first.user)
     starts = [t for v in views if (t := _seconds(v.start_time)) is not None]
     ends = [t for v in views if (t := _seconds(v.end_time)) is not None]
     run = client.create_run(exp_id, start_time=names.to_ms(min(starts)) if starts else None, tags=tags,
@@ -104,14 +103,10 @@ def _parent_run(client: Any, exp_id: str, views: list[RunView], run_dir: Path) -
     return Exported(str(run_dir), mlflow_id, 0, False)
 
 
-def _user(view: RunView) -> str:
-    return view.user or "unknown"
-
-
 def run_tags(view: RunView) -> dict[str, str]:
     """The tags of the MLflow run of one rank: identity, status, source commit, user, contexts."""
     return identity_tags(view.run_id, view.rank, view.world_size, view.experiment, view.status,
-                         str(view.run.get("host", "")), _user(view), view.source, view.error,
+                         str(view.run.get("host", "")), view.user, view.source, view.error,
                          {c for _, c in view.metrics})
 
 

@@ -48,7 +48,6 @@ class MlflowMirror:
         self._sent_params: set[str] = set()
         self._param_keys: set[str] = set()
         self._parent_param_keys: set[str] = set()
-        self._offline_since: float | None = None
         self._warned = False
         self._final: tuple[str, Path, Path | None] | None = None
         self._wake = threading.Event()
@@ -92,13 +91,9 @@ class MlflowMirror:
         except Exception as exc:
             self._offline(exc)
             return False
-        if self._offline_since is not None:
-            self._offline_since = None
         return True
 
     def _offline(self, exc: BaseException) -> None:
-        if self._offline_since is None:
-            self._offline_since = time.time()
         if not self._warned:
             self._warned = True
             warnings.warn(f"yprov4ml: the MLflow mirror of run {self._run.run_id} cannot reach "
@@ -138,9 +133,10 @@ class MlflowMirror:
         if found:
             self._parent_id = found[0].info.run_id
         elif info.rank == 0:
-            tags = {names.RUN_ID_TAG: info.run_id, names.RANK_TAG: names.ALL_RANKS,
-                    "yprov4ml.world_size": str(info.world_size), "yprov4ml.experiment": info.experiment,
-                    "yprov4ml.status": "RUNNING", "mlflow.user": info.user or "unknown", "yprov4ml.mirror": "live"}
+            from .mlflow_send import parent_tags
+
+            tags = {**parent_tags(info.run_id, info.world_size, info.experiment, "RUNNING", info.user),
+                    "yprov4ml.mirror": "live"}
             self._parent_id = self._client.create_run(
                 self._experiment_id, start_time=names.to_ms(info.start_time), tags=tags,
                 run_name=f"{info.run_id} ({info.world_size} ranks)").info.run_id

@@ -29,6 +29,12 @@ def experiment_id(client: Any, name: str, artifact_location: str | None = None) 
         return found.experiment_id
 
 
+def parent_tags(run_id: str, world_size: int, experiment: str, status: str, user: str) -> dict[str, str]:
+    """MLflow tags of the parent run that holds a distributed run's ranks as its children."""
+    return {names.RUN_ID_TAG: run_id, names.RANK_TAG: names.ALL_RANKS, "yprov4ml.world_size": str(world_size),
+            "yprov4ml.experiment": experiment, "yprov4ml.status": status, "mlflow.user": user or "unknown"}
+
+
 def identity_tags(run_id: str, rank: int, world_size: int, experiment: str, status: str, host: str, user: str,
                   source: dict[str, Any], error: str | None, contexts: set[str]) -> dict[str, str]:
     """MLflow tags naming a rank's run: yprov4ml's ids and status, MLflow's user and source tags."""
