@@ -64,15 +64,22 @@ def launcher_prefix(run: dict[str, Any]) -> list[str]:
     return []
 
 
-def _packages(view: RunView) -> tuple[dict[str, str], list[str]]:
-    recorded = view.environment.get("packages")
-    local = view.environment.get("local_packages")
-    local_names = set(json.loads(local)) if isinstance(local, str) else set()
+def _json_list(text: Any) -> list:
+    try:
+        value = json.loads(text) if isinstance(text, str) else []
+    except (ValueError, RecursionError):  # a damaged attribute: as if nothing was recorded
+        return []
+    return value if isinstance(value, list) else []
+
+
+def recorded_packages(view: RunView) -> tuple[dict[str, str], list[str]]:
+    """name → version exactly as the run recorded them (those installed from a directory left out), and those."""
+    local_names = {str(name) for name in _json_list(view.environment.get("local_packages"))}
     packages = {}
-    for entry in json.loads(recorded) if isinstance(recorded, str) else []:
+    for entry in _json_list(view.environment.get("packages")):
         name, _, version = str(entry).partition("==")
         if name and name not in local_names:
-            packages[name] = version.split("+", 1)[0]  # torch==2.13.0+cpu: the index has 2.13.0
+            packages[name] = version
     return packages, sorted(local_names)
 
 
@@ -89,7 +96,8 @@ def recipe(run: str | Path) -> Recipe:
     """The command line, parameters, source commit and packages of a run, with warnings about today's setup."""
     view = load_run(run)
     command = shlex.split(str(view.run.get("command_line", "")))
-    packages, local = _packages(view)
+    exact, local = recorded_packages(view)
+    packages = {name: version.split("+", 1)[0] for name, version in exact.items()}  # 2.13.0+cpu: the index has 2.13.0
     warnings = []
     workdir = view.run.get("working_dir") or None
     source = dict(view.source)

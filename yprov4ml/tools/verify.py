@@ -7,12 +7,12 @@ an unseeded generator).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..prov.reader import RunView
+from .reproduce import recorded_packages
 
 
 @dataclass
@@ -125,21 +125,13 @@ def _data(original: RunView, again: RunView, result: Verification) -> None:
                                                               f"{after[name][:12]}…"))
 
 
-def _packages(view: RunView) -> dict[str, str]:
-    recorded = view.environment.get("packages")
-    try:
-        entries = json.loads(recorded) if isinstance(recorded, str) else []
-    except ValueError:
-        return {}
-    return {name.lower(): version for name, _, version in (str(e).partition("==") for e in entries) if name}
-
-
 def _notes(original: RunView, again: RunView, result: Verification) -> None:
-    before, after = _packages(original), _packages(again)
+    before, after = recorded_packages(original)[0], recorded_packages(again)[0]
     changed = [f"{name} {before[name]} → {after.get(name, 'absent')}" for name in sorted(before)
                if after.get(name) != before[name]]
     if changed:
         result.notes.append(f"{len(changed)} package version(s) differ: " + "; ".join(changed[:12])
                             + ("; …" if len(changed) > 12 else ""))
-    for python in ({str(original.environment.get("python_version"))} - {str(again.environment.get("python_version"))}):
-        result.notes.append(f"Python {python} → {again.environment.get('python_version')}")
+    python, now = original.environment.get("python_version"), again.environment.get("python_version")
+    if python != now:
+        result.notes.append(f"Python {python} → {now}")
