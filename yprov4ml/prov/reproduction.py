@@ -20,6 +20,7 @@ from prov.serializers.provjson import ProvJSONSerializer
 
 from ..storage.files import atomic_write_text, read_json, sha256_of
 from ..storage.names import safe_part
+from .decode import attributes, prov_type
 from .document import RUN_NAMESPACE, literal, prov_kind, run_activity_id, timestamp, to_json
 
 MAX_LISTED = 50  # differences written into the document (all of them are printed)
@@ -28,11 +29,10 @@ MAX_LISTED = 50  # differences written into the document (all of them are printe
 def _series_ids(document: dict[str, Any]) -> dict[tuple[str, str], str]:
     """(key, context) → the id of each metric series entity in a rank document."""
     found = {}
-    for identifier, attrs in (document.get("entity") or {}).items():
-        kind = attrs.get("prov:type")
-        kind = kind.get("$") if isinstance(kind, dict) else kind
-        if kind == "yprov:MetricSeries" and isinstance(attrs.get("yprov:key"), str):
-            found[attrs["yprov:key"], str(attrs.get("yprov:context", ""))] = identifier
+    for identifier, element in (document.get("entity") or {}).items():
+        attrs = attributes(element)
+        if prov_type(element) == "yprov:MetricSeries" and isinstance(attrs.get("key"), str):
+            found[attrs["key"], str(attrs.get("context", ""))] = identifier
     return found
 
 
