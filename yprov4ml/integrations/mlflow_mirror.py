@@ -22,7 +22,6 @@ from ..storage.metric_file import read_points_from
 from . import mlflow_names as names
 from .mlflow_link import probe, require_mlflow
 
-ENV_VAR = "YPROV4ML_MLFLOW_TRACKING_URI"
 INTERVAL_S = 5.0      # between two looks at the files
 END_WAIT_S = 60.0     # the most end_run waits for the last points to be sent
 RETRY_AT_END_S = 10.0  # how long end_run keeps asking an MLflow that does not answer
