@@ -26,7 +26,8 @@ def pipeline(tmp_path_factory):
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--out", str(out),
                            "--epochs", "1"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "(valid provenance-run-crate-0.5" in done.stdout and "NOT valid" not in done.stdout
+    assert "valid provenance-run-crate-0.5, RECOMMENDED (0 issues)" in done.stdout, done.stdout
+    assert "valid workflow-ro-crate-1.0, RECOMMENDED (0 issues)" in done.stdout and "NOT valid" not in done.stdout
     graph_line = next(line for line in done.stdout.splitlines() if line.startswith("graph: "))
     assert graph_line.endswith(".svg" if shutil.which("dot") else ".dot")  # the picture itself, when there is one
     return out
@@ -83,7 +84,9 @@ def test_pipeline_crate_passes_roc_validator(pipeline):
     meta = json.loads((pipeline / "crate" / "ro-crate-metadata.json").read_text())
     graph = {e["@id"]: e for e in meta["@graph"]}
     train = graph["#action-train"]
-    assert train["@type"] == "CreateAction" and train["instrument"] == {"@id": "#tool-train"}
+    tool = "https://w3id.org/yprov4wfs/workflow/regression-pipeline/tool/train"  # absolute, as ProcRC asks
+    assert train["@type"] == "CreateAction" and train["instrument"] == {"@id": tool}
+    assert graph[tool]["url"] and graph[tool]["softwareVersion"] == "1.0.0"
     usage = {graph[u["@id"]]["name"] for u in (train["resourceUsage"] if isinstance(train["resourceUsage"], list)
                                                else [train["resourceUsage"]])}
     assert "task_wall_time_s" in usage

@@ -116,7 +116,7 @@ def test_pipeline_sbatch_builds_bundle_and_crate(slurm, tmp_path):
     sbatch(slurm, "pipeline.sbatch", f"--output={tmp_path}/pipe-%j.out", OUT_DIR=str(out),
            PIPELINE_ARGS="--epochs 1")
     log = next(tmp_path.glob("pipe-*.out")).read_text()
-    assert "(valid provenance-run-crate-0.5" in log and "NOT valid" not in log, log
+    assert "valid provenance-run-crate-0.5, RECOMMENDED (0 issues)" in log and "NOT valid" not in log, log
     from yprov4wfs_bridge import validate_crate
 
     report = validate_crate(out / "crate")  # checked here, not only as the example says

@@ -101,9 +101,21 @@ def finish(run: Run | NoOpRun, status: str = "FINISHED", error: str | None = Non
     return run.end(create_graph=create_graph, create_svg=create_svg, status=status, error=error)
 
 
-def end_run(create_graph: bool = False, create_svg: bool = False) -> Path | None:
-    """End the active run: flush metrics, write the PROV-JSON (and DOT / SVG). Returns its path."""
-    return finish(_current("end_run"), create_graph=create_graph, create_svg=create_svg)
+def end_run(create_graph: bool = False, create_svg: bool = False, crate_ro_crate: bool = False,
+            create_card: bool = False) -> Path | None:
+    """End the active run: flush metrics, write the PROV-JSON (and DOT / SVG). Returns its path.
+
+    ``create_card`` writes ``model_card.md`` and ``crate_ro_crate`` the run's RO-Crate (``crate/``) in the run
+    directory, on rank 0 once the run is ended (and collected), with the publication metadata of the nearest
+    ``yprov4ml.toml`` / ``[tool.yprov4ml]`` and the ``YPROV4ML_*`` variables.
+    """
+    run = _current("end_run")
+    path = finish(run, create_graph=create_graph, create_svg=create_svg)
+    if path is not None and (crate_ro_crate or create_card) and getattr(run, "rank", 0) == 0:
+        from .publish.outputs import publish_run
+
+        publish_run(path.parent, crate=crate_ro_crate, card=create_card)
+    return path
 
 
 def log_metric(key: str, value: float, context: Context | str | None = None, step: int | None = None,

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Sequence
 
 from yprov4ml.errors import YProvError
+from yprov4ml.tools.cli_publish import metadata_options, metadata_from
 
 from .errors import WorkflowError
+
+PROFILES = ("provenance-run-crate-0.5", "workflow-ro-crate-1.0")  # what the workflow crate claims
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -18,7 +21,9 @@ def _build(args: argparse.Namespace) -> int:
     from .outputs import build
 
     options = CrateOptions(reference_over_bytes=args.reference_over_mb * 2**20 if args.reference_over_mb else None)
-    result = build(args.workflow_dir, crate=not args.no_crate, svg=not args.no_svg, crate_options=options)
+    metadata = metadata_from(args, Path(args.workflow_dir).absolute())
+    result = build(args.workflow_dir, crate=not args.no_crate, svg=not args.no_svg, crate_options=options,
+                   metadata=metadata, expand_metrics=args.expand_metrics)
     summary = {"bundle": str(result.bundle), "graph": str(result.picture),
                "crate": str(result.crate) if result.crate else None,
                "runs": sorted({d.run_id for d in result.attachments.documents}),
@@ -33,45 +38,53 @@ def _build(args: argparse.Namespace) -> int:
         for gap in result.gaps:
             print(f"GAP: {gap}", file=sys.stderr)
     if result.crate and args.validate:
-        return _report(result.crate, "REQUIRED", args.json)
+        return max(_report(result.crate, "REQUIRED", profile, args.json) for profile in PROFILES)
     return 0
 
 
-def _report(crate: Path, severity: str, as_json: bool) -> int:
-    from .crate import validate_crate
+def _report(crate: Path, severity: str, profile: str, as_json: bool) -> int:
+    from yprov4ml.publish.crate_check import report_lines, validate_crate
 
-    report = validate_crate(crate, severity)
+    report = validate_crate(crate, severity, profile)
     if as_json:
-        print(json.dumps({"crate": str(crate), "passed": report.passed, "severity": report.severity,
-                          "issues": report.issues}, indent=2))
+        print(json.dumps({"crate": str(crate), "profile": report.profile, "passed": report.passed,
+                          "severity": report.severity, "issues": report.issues,
+                          "known_validator_conflicts": report.known_conflicts,
+                          "missing_metadata": report.missing_metadata}, indent=2))
     else:
-        print(f"{crate}: {'valid' if report.passed else 'NOT valid'} provenance-run-crate-0.5 at "
-              f"{report.severity} severity (roc-validator, offline)")
-        for issue in report.issues:
-            print(f"  {issue}")
+        print("\n".join(report_lines(crate, report)))
     return 0 if report.passed else 1
 
 
 def _validate(args: argparse.Namespace) -> int:
-    return _report(Path(args.crate), args.severity, args.json)
+    from yprov4ml.publish.crate_check import profile_of
+
+    claimed = profile_of(args.crate)  # a run's own crate is a Process Run Crate: check it as one
+    profiles = [args.profile] if args.profile else (PROFILES if claimed == PROFILES[0] else [claimed])
+    return max(_report(Path(args.crate), args.severity, profile, args.json) for profile in profiles)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yprov4wfs-bridge", description="Nest yprov4ml runs beneath workflow "
                                      "tasks: multi-level PROV-JSON bundle, graph, RO-Crate.")
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="bundle.prov.json, graph.dot/svg and crate/ for a workflow directory")
+    build = sub.add_parser("build", parents=[metadata_options()],
+                           help="bundle.prov.json, graph.dot/svg and crate/ for a workflow directory")
     build.add_argument("workflow_dir")
     build.add_argument("--no-crate", action="store_true")
     build.add_argument("--no-svg", action="store_true")
     build.add_argument("--reference-over-mb", type=float, default=None,
                        help="reference files larger than this in the crate instead of copying them")
     build.add_argument("--validate", action="store_true", help="validate the crate (REQUIRED) afterwards")
+    build.add_argument("--expand-metrics", action="store_true",
+                       help="draw every metric series as its own node (default: one node per context)")
     build.add_argument("--json", action="store_true")
     build.set_defaults(func=_build)
-    validate = sub.add_parser("validate-crate", help="roc-validator, offline, provenance-run-crate-0.5")
+    validate = sub.add_parser("validate-crate", help="roc-validator, offline: provenance-run-crate-0.5 and "
+                              "workflow-ro-crate-1.0 (WorkflowHub), or --profile")
     validate.add_argument("crate")
     validate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"])
+    validate.add_argument("--profile", help="one roc-validator profile, e.g. process-run-crate-0.5")
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(func=_validate)
     args = parser.parse_args(argv)

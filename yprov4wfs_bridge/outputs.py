@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from yprov4ml.errors import DocumentError
+from yprov4ml.publish.metadata import PublicationMetadata, load_metadata
 from yprov4ml.storage.files import read_json
 
 from .bundle import write_bundle
@@ -68,8 +69,13 @@ def manifest_problem(manifest: Any) -> str | None:
 
 
 def build(workflow_dir: str | Path, crate: bool = True, svg: bool = True,
-          crate_options: CrateOptions | None = None) -> BuildResult:
+          crate_options: CrateOptions | None = None, metadata: PublicationMetadata | str | Path | None = None,
+          expand_metrics: bool = False) -> BuildResult:
     """Write ``bundle.prov.json``, ``graph.dot``/``.svg`` and ``crate/`` for a workflow directory.
+
+    ``metadata`` (authors, license, publisher...) is a :class:`PublicationMetadata`, a metadata file, or
+    None: then the nearest ``yprov4ml.toml`` / ``[tool.yprov4ml]`` above the workflow directory, and the
+    ``YPROV4ML_*`` environment variables.
 
     What is missing (a task that never ended, a run without its document, a
     rank lost) is listed in ``gaps``, in the bundle and in the crate: never
@@ -90,8 +96,10 @@ def build(workflow_dir: str | Path, crate: bool = True, svg: bool = True,
     picture = write_picture(graph.graph, workflow_dir / GRAPH, svg=svg)
     crate_path = None
     if crate:
+        if not isinstance(metadata, PublicationMetadata):
+            metadata = load_metadata(workflow_dir, file=metadata)
         crate_path = workflow_dir / CRATE
         build_crate(crate_path, workflow_dir, manifest, attachments.documents,
                     {"workflow-level PROV-JSON": workflow_dir / WORKFLOW_PROV,
-                     "multi-level PROV-JSON bundle": bundle}, gaps, crate_options)
+                     "multi-level PROV-JSON bundle": bundle}, gaps, crate_options, metadata)
     return BuildResult(workflow_dir, bundle, graph, picture, crate_path, attachments, gaps)

@@ -10,8 +10,7 @@ from typing import Any
 from yprov4ml.errors import DocumentError
 from yprov4ml.distributed.ranks import missing_ranks
 from yprov4ml.parent import REGISTRY
-from yprov4ml.prov.decode import RankDocument, load_rank_document, prov_type
-from yprov4ml.storage.files import resolve_inside
+from yprov4ml.prov.decode import RankDocument, document_files, load_rank_document
 from yprov4ml.storage.layout import rank_documents
 
 from .errors import WorkflowError
@@ -24,25 +23,6 @@ class Attachments:
 
     def of_task(self, task_id: str) -> list[RankDocument]:
         return [d for d in self.documents if d.task_id == task_id]
-
-
-FILE_TYPES = ("yprov:MetricSeries", "yprov:ModelVersion", "yprov:Artifact")
-
-
-def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
-    """(prov:type, location, resolved path or None) of every file a rank document names.
-
-    A location resolves only inside the document's run directory, symlinks
-    included; one that would leave it (``/etc/passwd``, ``../../x``, a link to
-    ``/etc/shadow``) resolves to None and is never read or copied.
-    """
-    out = []
-    for entity in (doc.data.get("entity") or {}).values():
-        kind = prov_type(entity)
-        location = entity.get("prov:location") if isinstance(entity, dict) else None
-        if kind in FILE_TYPES and isinstance(location, str):
-            out.append((kind, location, resolve_inside(doc.path.parent, location)))
-    return out
 
 
 def outside_locations(doc: RankDocument) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DocumentError
-from ..storage.files import read_json
+from ..storage.files import read_json, resolve_inside
 from .validate import schema_errors
 
 RUN_TYPE = "yprov:RunExecution"
@@ -233,3 +233,22 @@ def load_rank_document(path: Path, task_id: str | None = None) -> RankDocument:
         if isinstance(exc, DocumentError):
             raise
         raise DocumentError(f"{path}: a yprov4ml record in it is malformed ({type(exc).__name__}: {exc})") from None
+
+
+FILE_TYPES = ("yprov:MetricSeries", "yprov:ModelVersion", "yprov:Artifact")
+
+
+def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
+    """(prov:type, location, resolved path or None) of every file a rank document names.
+
+    A location resolves only inside the document's run directory, symlinks
+    included; one that would leave it (``/etc/passwd``, ``../../x``, a link to
+    ``/etc/shadow``) resolves to None and is never read or copied.
+    """
+    out = []
+    for entity in (doc.data.get("entity") or {}).values():
+        kind = prov_type(entity)
+        location = entity.get("prov:location") if isinstance(entity, dict) else None
+        if kind in FILE_TYPES and isinstance(location, str):
+            out.append((kind, location, resolve_inside(doc.path.parent, location)))
+    return out

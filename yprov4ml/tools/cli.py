@@ -26,14 +26,10 @@ def _validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in _documents_of(args.files):
         if _is_crate(Path(path)):
-            from yprov4wfs_bridge.crate import validate_crate
+            from ..publish.crate_check import profile_of, report_lines, validate_crate
 
-            report = validate_crate(Path(path), args.severity)
-            print(f"{path}: {'valid' if report.passed else 'INVALID'} provenance-run-crate-0.5 at "
-                  f"{report.severity} severity (roc-validator, offline)",
-                  file=sys.stdout if report.passed else sys.stderr)
-            for issue in report.issues:
-                print(f"  {issue}", file=sys.stderr)
+            report = validate_crate(Path(path), args.severity, profile_of(path))
+            print("\n".join(report_lines(path, report)), file=sys.stdout if report.passed else sys.stderr)
             failed += not report.passed
             continue
         report = validate_file(path)
@@ -268,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     repro.set_defaults(func=_reproduce)
 
     _add_mlflow_parsers(sub)
+    from .cli_publish import add_publish_parsers
+
+    add_publish_parsers(sub)
 
     # Listed for the top-level help; main() hands their arguments to their own parsers.
     sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)", add_help=False)

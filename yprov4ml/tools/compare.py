@@ -30,8 +30,10 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
             continue
         if not path.is_dir():
             raise NotARunError(f"{path} does not exist")
-        inside = sorted({p.parent for p in path.glob("*/prov.rank0.json")} |
-                        {p.parent for p in path.glob("*/*/prov.rank0.json")})
+        # A run's crate holds copies of its documents: found by globbing, it is the same run again.
+        inside = sorted(run for run in {p.parent for p in path.glob("*/prov.rank0.json")} |
+                        {p.parent for p in path.glob("*/*/prov.rank0.json")}
+                        if not (run / "ro-crate-metadata.json").is_file())
         if not inside:
             raise NotARunError(f"{path} is not a run directory and holds no runs (no prov.rank0.json below it)")
         found += inside

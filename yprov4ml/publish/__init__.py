@@ -1,0 +1,1 @@
+"""Publication: metadata, RO-Crates, model cards."""

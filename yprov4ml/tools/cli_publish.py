@@ -1,0 +1,90 @@
+"""The publishing commands of ``yprov4ml``: ``crate``, ``card`` and ``convert``; metadata options they share."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..publish.metadata import PublicationMetadata, load_metadata
+
+
+def metadata_options() -> argparse.ArgumentParser:
+    """Options naming publication metadata; they win over the metadata file and the environment."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("publication metadata (else [tool.yprov4ml], yprov4ml.toml, YPROV4ML_*)")
+    group.add_argument("--metadata", help="a yprov4ml.toml, or a pyproject.toml with [tool.yprov4ml]")
+    group.add_argument("--author", action="append", help="'Name|ORCID|Affiliation' (repeat for several)")
+    group.add_argument("--license", help="SPDX license id, e.g. CC-BY-4.0")
+    group.add_argument("--publisher", help="publishing organisation")
+    group.add_argument("--publisher-url", help="its web address")
+    group.add_argument("--name", help="name of the workflow or model")
+    group.add_argument("--version", dest="work_version", help="its version")
+    group.add_argument("--keyword", action="append", help="a keyword (repeat for several)")
+    group.add_argument("--url", help="where its code lives (repository)")
+    return options
+
+
+def metadata_from(args: argparse.Namespace, start: Path | None = None) -> PublicationMetadata:
+    """The metadata of a command line: its options over the file and the environment."""
+    authors = None
+    if args.author:
+        authors = []
+        for text in args.author:
+            name, orcid, affiliation = (text.split("|") + ["", ""])[:3]
+            authors.append({k: v.strip() for k, v in (("name", name), ("orcid", orcid),
+                                                      ("affiliation", affiliation)) if v.strip()})
+    publisher = {"name": args.publisher, "url": args.publisher_url} if args.publisher else None
+    return load_metadata(start, file=args.metadata, authors=authors, license=args.license, publisher=publisher,
+                         name=args.name, version=args.work_version, keywords=args.keyword, url=args.url)
+
+
+def _crate(args: argparse.Namespace) -> int:
+    from ..publish.crate_check import report_lines, validate_crate
+    from ..publish.run_crate import build_run_crate
+
+    run = Path(args.run)
+    crate = build_run_crate(run, args.output, metadata_from(args, run.absolute()))
+    print(crate)
+    if args.validate:
+        report = validate_crate(crate, args.severity, "process-run-crate-0.5")
+        print("\n".join(report_lines(crate, report)))
+        return 0 if report.passed else 1
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from ..publish.card import write_card
+
+    run = Path(args.run)
+    print(write_card(run, metadata_from(args, run.absolute()), args.output))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    print(convert(Path(args.file), args.to, Path(args.output) if args.output else None))
+    return 0
+
+
+def add_publish_parsers(sub: argparse._SubParsersAction) -> None:
+    crate = sub.add_parser("crate", parents=[metadata_options()], help="the run's RO-Crate (Process Run Crate "
+                           "0.5): PROV-JSON, metric files, model versions, source snapshot, model card")
+    crate.add_argument("run", help="run directory")
+    crate.add_argument("-o", "--output", help="crate directory (default: RUN/crate)")
+    crate.add_argument("--validate", action="store_true", help="check it with roc-validator (offline)")
+    crate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"])
+    crate.set_defaults(func=_crate)
+
+    card = sub.add_parser("card", parents=[metadata_options()], help="model_card.md (Hugging Face style "
+                          "metadata, training data, hyperparameters, results, energy), from the PROV record")
+    card.add_argument("run", help="run directory")
+    card.add_argument("-o", "--output", help="file to write (default: RUN/model_card.md)")
+    card.set_defaults(func=_card)
+
+    convert = sub.add_parser("convert", help="PROV-JSON (a rank document or a bundle) to PROV-N, Turtle or "
+                             "PROV-XML with prov's serializers")
+    convert.add_argument("file", help="a PROV-JSON file")
+    convert.add_argument("--to", required=True, choices=["provn", "turtle", "xml"])
+    convert.add_argument("-o", "--output", help="output file (default: beside the input, new suffix)")
+    convert.set_defaults(func=_convert)
