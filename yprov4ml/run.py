@@ -8,6 +8,7 @@ models, datasets). This module opens the run and finishes it.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shlex
 import socket
@@ -254,14 +255,12 @@ class Run(MetricDirectives, FileDirectives):
         from .prov.build import build_document
         from .prov.document import to_json
 
-        doc = build_document(self.record)
-        atomic_write_text(self.prov_path, to_json(doc))
+        text = to_json(build_document(self.record))
+        atomic_write_text(self.prov_path, text)
         if create_graph or create_svg:
-            from .prov.render import write_dot, write_svg
+            from .prov.picture import run_picture
 
-            dot = write_dot(doc, self.run_dir / f"graph.rank{self.rank}.dot")
-            if create_svg:
-                write_svg(dot, dot.with_suffix(".svg"))
+            run_picture([json.loads(text)]).write(self.run_dir / f"graph.rank{self.rank}.dot", svg=create_svg)
         return self.prov_path
 
     def __enter__(self) -> "Run":

@@ -10,39 +10,14 @@ wasGeneratedBy), or one of the nesting edges ``hadRun`` (task → run) and
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
 import networkx as nx
 
 from yprov4ml.prov.decode import RankDocument
-from yprov4ml.prov.render import write_svg
-from yprov4ml.storage.files import atomic_write_text
+from yprov4ml.prov.picture import ELEMENTS, Picture, iri, prefixes_of, relations
 
-ELEMENTS = ("entity", "activity", "agent")
-# The two participants an edge joins, per PROV relation: (from, to).
-RELATIONS = {
-    "used": ("prov:activity", "prov:entity"),
-    "wasGeneratedBy": ("prov:entity", "prov:activity"),
-    "wasInformedBy": ("prov:informed", "prov:informant"),
-    "wasStartedBy": ("prov:activity", "prov:trigger"),
-    "wasEndedBy": ("prov:activity", "prov:trigger"),
-    "wasInvalidatedBy": ("prov:entity", "prov:activity"),
-    "wasDerivedFrom": ("prov:generatedEntity", "prov:usedEntity"),
-    "wasAttributedTo": ("prov:entity", "prov:agent"),
-    "wasAssociatedWith": ("prov:activity", "prov:agent"),
-    "actedOnBehalfOf": ("prov:delegate", "prov:responsible"),
-    "wasInfluencedBy": ("prov:influencee", "prov:influencer"),
-    "specializationOf": ("prov:specificEntity", "prov:generalEntity"),
-    "alternateOf": ("prov:alternate1", "prov:alternate2"),
-    "hadMember": ("prov:collection", "prov:entity"),
-}
 NESTING = ("hadRun", "hadRank")
-
-
-def _iri(qname: str, prefixes: dict[str, str]) -> str:
-    prefix, _, local = qname.partition(":")
-    return prefixes[prefix] + local if prefix in prefixes and local else qname
 
 
 def _plain(value: Any) -> Any:
@@ -51,25 +26,21 @@ def _plain(value: Any) -> Any:
 
 def add_document(graph: nx.MultiDiGraph, document: dict[str, Any], level: str, **extra: Any) -> dict[str, str]:
     """Add a PROV-JSON object's records; returns its QName → IRI map of declared elements."""
-    prefixes = {k: v for k, v in document.get("prefix", {}).items()}
-    prefixes.setdefault("prov", "http://www.w3.org/ns/prov#")
+    prefixes = prefixes_of(document)
     declared: dict[str, str] = {}
     for kind in ELEMENTS:
         for qname, attrs in document.get(kind, {}).items():
-            node = _iri(qname, prefixes)
+            node = iri(qname, prefixes)
             declared[qname] = node
             graph.add_node(node, qname=qname, record=kind, level=level, prov_type=_plain(attrs.get("prov:type", "")),
                            label=str(_plain(attrs.get("prov:label", qname))), **extra)
-    for relation, (source_role, target_role) in RELATIONS.items():
-        for attrs in document.get(relation, {}).values():
-            source, target = attrs.get(source_role), attrs.get(target_role)
-            if source and target:
-                u, v = _iri(source, prefixes), _iri(target, prefixes)
-                for node, qname in ((u, source), (v, target)):
-                    if node not in graph:  # referenced here, declared elsewhere (another level, another rank)
-                        graph.add_node(node, qname=qname, record="reference", level=level, prov_type="",
-                                       label=qname, **extra)
-                graph.add_edge(u, v, relation=relation)
+    for source, target, relation in relations(document):
+        u, v = iri(source, prefixes), iri(target, prefixes)
+        for node, qname in ((u, source), (v, target)):
+            if node not in graph:  # referenced here, declared elsewhere (another level, another rank)
+                graph.add_node(node, qname=qname, record="reference", level=level, prov_type="",
+                               label=qname, **extra)
+        graph.add_edge(u, v, relation=relation)
     return declared
 
 
@@ -143,27 +114,22 @@ class MultiLevelGraph:
         return sorted(self.graph.nodes[n]["qname"] for n in nx.descendants(prov_only, node))
 
 
-LEVEL_STYLE = {"workflow": ("#9FB1FC", "box"), "task": ("#FFFC87", "ellipse"), "run": ("#FFCC99", "hexagon"),
-               "rank": ("#E6E6E6", "ellipse")}
-
-
-def write_picture(graph: nx.MultiDiGraph, dot_path: Path, svg: bool = True) -> Path:
-    """DOT (and SVG with Graphviz) of the multi-level graph, colored by level; returns the SVG path when one was
-    made, else the DOT path."""
-    import pydot
-
-
-    picture = pydot.Dot(graph_type="digraph", rankdir="BT", fontsize="10")
-    names = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
-    for node, attrs in graph.nodes(data=True):
-        color, shape = LEVEL_STYLE.get(attrs["level"], ("white", "ellipse"))
-        if attrs.get("record") == "activity":
-            shape = "box"
-        picture.add_node(pydot.Node(names[node], label=f'"{attrs["label"]}\\n[{attrs["level"]}]"', shape=shape,
-                                    style="filled", fillcolor=color, fontsize="9"))
-    for u, v, relation in graph.edges(data="relation"):
-        picture.add_edge(pydot.Edge(names[u], names[v], label=relation, fontsize="7",
-                                    style="bold" if relation in NESTING else "solid"))
-    atomic_write_text(dot_path, picture.to_string())
-    made = write_svg(dot_path, dot_path.with_suffix(".svg")) if svg else None
-    return made or dot_path
+def multi_level_picture(workflow: dict[str, Any], documents: Iterable[RankDocument],
+                        expand_metrics: bool = False) -> Picture:
+    """Workflow → task → run → rank, as nested clusters; a rank's detail folded (see yprov4ml.prov.picture)."""
+    picture = Picture()
+    name = next((str(_plain(a.get("prov:label", q))) for q, a in workflow.get("activity", {}).items()
+                 if _plain(a.get("prov:type")) == "yprov:WorkflowExecution"), "workflow")
+    top = picture.cluster(("workflow",), f"workflow {name}", "workflow")
+    tasks = {qname.removeprefix("wf:task/"): qname for qname, attrs in workflow.get("activity", {}).items()
+             if _plain(attrs.get("prov:type")) == "yprov:Task"}
+    clusters = {task_id: picture.cluster(top + (f"task:{task_id}",), f"task {task_id}", "task") for task_id in tasks}
+    picture.add_document(workflow, top, placed={qname: clusters[task_id] for task_id, qname in tasks.items()})
+    for doc in documents:
+        where = clusters.get(doc.task_id)
+        if where is None:
+            raise KeyError(f"a run is attached to task {doc.task_id!r}, which the workflow does not have")
+        run = picture.cluster(where + (f"run:{doc.run_id}",), f"run {doc.run_id}", "run")
+        picture.add_document(doc.data, picture.cluster(run + (f"rank:{doc.rank}",), f"rank {doc.rank}", "rank"),
+                             expand_metrics)
+    return picture

@@ -14,7 +14,7 @@ from yprov4ml.storage.files import read_json
 from .bundle import write_bundle
 from .crate import CrateOptions, build_crate
 from .errors import WorkflowError
-from .graph import MultiLevelGraph, build_graph, write_picture
+from .graph import MultiLevelGraph, build_graph, multi_level_picture
 from .provwf import workflow_document
 from .runs import Attachments, collect
 from .workflow import MANIFEST, VALID_ID, WORKFLOW_PROV
@@ -93,7 +93,7 @@ def build(workflow_dir: str | Path, crate: bool = True, svg: bool = True,
     (workflow_dir / WORKFLOW_PROV).write_text(json.dumps(workflow, indent=2))
     bundle = write_bundle(workflow_dir / BUNDLE, workflow, attachments.documents, gaps)
     graph = MultiLevelGraph(build_graph(workflow, attachments.documents))
-    picture = write_picture(graph.graph, workflow_dir / GRAPH, svg=svg)
+    picture = multi_level_picture(workflow, attachments.documents, expand_metrics).write(workflow_dir / GRAPH, svg)
     crate_path = None
     if crate:
         if not isinstance(metadata, PublicationMetadata):

@@ -1,4 +1,4 @@
-"""Pictures of a PROV document: DOT always, SVG when Graphviz's ``dot`` is installed."""
+"""SVG from DOT with Graphviz's ``dot``, when it is installed; a clear warning when it is not."""
 
 from __future__ import annotations
 
@@ -7,23 +7,6 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from prov.model import ProvDocument
-
-from ..storage.files import atomic_write_text
-
-
-def dot_source(doc: ProvDocument) -> str:
-    """The DOT source of ``doc`` in prov's standard PROV styling, one node per record."""
-    from prov.dot import prov_to_dot
-
-    # Attributes (package lists, environment variables) would bury the structure: labels only.
-    return prov_to_dot(doc, use_labels=True, show_element_attributes=False, show_relation_attributes=False).to_string()
-
-
-def write_dot(doc: ProvDocument, path: Path) -> Path:
-    """Write the DOT source of ``doc``."""
-    atomic_write_text(path, dot_source(doc))
-    return path
 
 
 def write_svg(dot_path: Path, svg_path: Path) -> Path | None:

@@ -81,36 +81,36 @@ def _metric_problems(path: Path) -> list[str]:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    import io
-
-    from prov.serializers.provjson import ProvJSONSerializer
-
     from ..prov.decode import checked_schema
-    from ..prov.reader import find_prov_file
-    from ..prov.render import write_dot, write_svg
+    from ..prov.picture import run_picture
     from ..storage.files import read_json
+    from ..storage.layout import rank_documents
 
     given = Path(args.run)
-    if given.is_dir() and not (given / f"prov.rank{args.rank}.json").is_file():  # an experiment directory
-        runs = sorted(p.parent for p in given.glob(f"*/prov.rank{args.rank}.json"))
+    if given.is_dir() and not rank_documents(given):  # an experiment directory: one picture per run
+        runs = sorted(p.parent for p in given.glob("*/prov.rank0.json"))
         if runs and not args.output:
             return max(_graph(argparse.Namespace(**{**vars(args), "run": str(run)})) for run in runs)
-    source = find_prov_file(given, args.rank)
-    try:
-        data = checked_schema(source, read_json(source))
-        doc = ProvJSONSerializer().deserialize(io.StringIO(json.dumps(data)))
-    except DocumentError as exc:
-        raise NotARunError(str(exc)) from None
-    except Exception as exc:  # prov raises many kinds on a schema-valid but unusual document
-        raise NotARunError(f"{source}: prov cannot read it ({type(exc).__name__}: {exc})") from None
-    out = Path(args.output) if args.output else source.with_name(f"graph.rank{args.rank}.dot")
-    dot = write_dot(doc, out.with_suffix(".dot"))
-    print(dot)
+    if given.is_dir() and args.rank is None:
+        sources = rank_documents(given)  # every rank of the run, each in its own cluster
+    else:
+        from ..prov.reader import find_prov_file
+
+        sources = [find_prov_file(given, args.rank or 0)]
+    documents = []
+    for source in sources:
+        try:
+            documents.append(checked_schema(source, read_json(source)))
+        except DocumentError as exc:
+            raise NotARunError(str(exc)) from None
+    default = sources[0].with_name("graph.dot" if len(sources) > 1 else f"graph.rank{args.rank or 0}.dot")
+    out = Path(args.output).with_suffix(".dot") if args.output else default
+    made = run_picture(documents, expand_metrics=args.expand_metrics).write(out, svg=args.svg)
+    print(out)
     if args.svg:
-        svg = write_svg(dot, dot.with_suffix(".svg"))
-        if svg is None:
+        if made == out:
             return 1
-        print(svg)
+        print(made)
     return 0
 
 
@@ -223,9 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="for crates")
     validate.set_defaults(func=_validate)
 
-    graph = sub.add_parser("graph", help="DOT (and SVG) picture of a run's provenance")
+    graph = sub.add_parser("graph", help="DOT (and SVG) picture of a run's provenance: the run, its ranks, "
+                                          "metric series folded per context")
     graph.add_argument("run", help="run directory or prov.rankN.json")
-    graph.add_argument("--rank", type=int, default=0)
+    graph.add_argument("--rank", type=int, default=None, help="one rank (default: every rank of the run)")
+    graph.add_argument("--expand-metrics", action="store_true", help="one node per metric series")
     graph.add_argument("--svg", action="store_true", help="also render SVG with Graphviz")
     graph.add_argument("-o", "--output", help="output path (default: graph.rankN.dot beside the document)")
     graph.set_defaults(func=_graph)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -43,17 +44,14 @@ def _svg_of_metric(paths: list[Path], metric: str) -> str:
 
 
 def _graph_svg(prov_path: Path) -> str:
-    from prov.serializers.provjson import ProvJSONSerializer
-
-    from ..prov.render import dot_source
+    from ..prov.picture import run_picture
 
     dot = shutil.which("dot")
     if dot is None:
         return "<p>No graph picture: Graphviz's <code>dot</code> is not installed (apt-get install graphviz).</p>"
-    doc = ProvJSONSerializer().deserialize(io.StringIO(prov_path.read_text(encoding="utf-8")))
-    svg = subprocess.run([dot, "-Tsvg"], input=dot_source(doc), capture_output=True, text=True, check=True).stdout
-    # prov's DOT links every node to its IRI; a report that works offline keeps the picture, not the links.
-    svg = re.sub(r"</?a\b[^>]*>", "", svg)
+    picture = run_picture([json.loads(prov_path.read_text(encoding="utf-8"))])
+    svg = subprocess.run([dot, "-Tsvg"], input=picture.to_dot(), capture_output=True, text=True, check=True).stdout
+    svg = re.sub(r"</?a\b[^>]*>", "", svg)  # a report that works offline keeps no links
     return svg[svg.index("<svg"):]
 
 
