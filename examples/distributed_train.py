@@ -94,5 +94,5 @@ prov4ml.log_metric("val_loss", val, prov4ml.Context.VALIDATION, args.epochs)
 if args.model_out and rank == 0:
     torch.save(model.state_dict(), args.model_out)
     prov4ml.log_model(model, "regressor_final")
-prov4ml.end_run()
+prov4ml.end_run(create_card=True)  # model_card.md, on rank 0 once every rank is collected
 print(f"rank {rank}/{world}: run {run.run_id} val_loss {val:.4f} -> {run.prov_path}", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,17 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, and ${NO_SKIPS}=1 forbids skips: {reason}"
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """The example pipeline, end to end: preprocess → train under mpiexec -n 2 → evaluate."""
+    out = tmp_path_factory.mktemp("pipeline") / "out"
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--out", str(out),
+                           "--epochs", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "valid provenance-run-crate-0.5, RECOMMENDED (0 issues)" in done.stdout, done.stdout
+    assert "valid workflow-ro-crate-1.0, RECOMMENDED (0 issues)" in done.stdout and "NOT valid" not in done.stdout
+    graph_line = next(line for line in done.stdout.splitlines() if line.startswith("graph: "))
+    assert graph_line.endswith(".svg" if shutil.which("dot") else ".dot")  # the picture itself, when there is one
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,21 +15,7 @@ from yprov4ml.prov.decode import prov_type
 from yprov4wfs_bridge import Workflow, WorkflowError, build, build_graph, read_bundle, validate_crate
 from yprov4wfs_bridge.runs import collect
 
-from conftest import ROOT, assert_valid_prov
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """The example pipeline, end to end: preprocess → train under mpiexec -n 2 → evaluate."""
-    out = tmp_path_factory.mktemp("pipeline") / "out"
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py"), "--out", str(out),
-                           "--epochs", "1"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "valid provenance-run-crate-0.5, RECOMMENDED (0 issues)" in done.stdout, done.stdout
-    assert "valid workflow-ro-crate-1.0, RECOMMENDED (0 issues)" in done.stdout and "NOT valid" not in done.stdout
-    graph_line = next(line for line in done.stdout.splitlines() if line.startswith("graph: "))
-    assert graph_line.endswith(".svg" if shutil.which("dot") else ".dot")  # the picture itself, when there is one
-    return out
+from conftest import assert_valid_prov
 
 
 def test_pipeline_bundle_is_valid_prov(pipeline):

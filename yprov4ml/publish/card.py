@@ -52,10 +52,11 @@ def to_yaml(value: Any, indent: int = 0) -> list[str]:
 
 
 def _final(view: RunView) -> list[tuple[str, str, float, int, float, float]]:
-    """(key, context, last value, last step, min, max) of every series that is a result, not a system figure."""
+    """(key, context, last value, last step, min, max) of every series that is a result: logged by the user,
+    not measured by yprov4ml's collectors (those carry a unit, or sit in the system context)."""
     rows = []
     for (key, context), data in sorted(view.metrics.items()):
-        if context == SYSTEM_CONTEXT or not data.values:
+        if context == SYSTEM_CONTEXT or data.unit or not data.values:
             continue
         finite = [v for v in data.values if math.isfinite(v)] or data.values
         rows.append((key, context, data.values[-1], data.steps[-1], min(finite), max(finite)))
