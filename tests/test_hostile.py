@@ -90,7 +90,9 @@ def every_reader(root: Path, document_text: str, drawing: bool = False) -> None:
     out.mkdir(exist_ok=True)
     for argv in (["show", str(run_dir)], ["show", str(run_dir), "--json"], ["validate", str(run_dir / "prov.rank0.json")],
                  ["graph", str(run_dir), "-o", str(out / "g.dot")], ["compare", str(run_dir)],
-                 ["reproduce", str(run_dir)]):
+                 ["reproduce", str(run_dir)], ["card", str(run_dir), "-o", str(out / "card.md")],
+                 ["crate", str(run_dir), "-o", str(out / "crate")],
+                 ["convert", str(run_dir / "prov.rank0.json"), "--to", "provn", "-o", str(out / "c.provn")]):
         _call(cli_main, argv)
     if drawing:  # matplotlib and Graphviz: slower, so for the explicit cases only
         _call(cli_main, ["report", str(run_dir), "-o", str(out / "report.html")])
@@ -100,7 +102,7 @@ def every_reader(root: Path, document_text: str, drawing: bool = False) -> None:
     written = _files(root) - before
     allowed = (out, root / "wf", run_dir)
     assert all(any(p.is_relative_to(a) for a in allowed) for p in written), sorted(written)
-    for crate_file in (root / "wf").rglob("*"):
+    for crate_file in [*(root / "wf").rglob("*"), *(out / "crate").rglob("*")]:
         if crate_file.is_file() and not crate_file.is_symlink():
             assert b"root:x:0:0" not in crate_file.read_bytes(), crate_file  # /etc/passwd never copied in
 
