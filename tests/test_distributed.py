@@ -119,9 +119,12 @@ def test_four_ranks_one_run_four_documents_and_a_collection(mpi_run):
         assert_valid_prov(mpi_run / f"prov.rank{r}.json")
         assert (mpi_run / f"metrics/training/loss.rank{r}.ymetric").is_file()
         assert (mpi_run / f"models/rank{r}/regressor.v2.pt").is_file()
-    # every file of a rank carries the rank: no two ranks ever wrote the same file
+    # every file of a rank carries the rank: no two ranks ever wrote the same file; the run's own files
+    # (the collection, the model card) are written once, by rank 0, after every rank has ended
+    card = (mpi_run / "model_card.md").read_text()
+    assert "4 rank(s)" in card and all(f"PROV-JSON of rank {r}:" in card for r in range(4))
     for path in mpi_run.rglob("*"):
-        if path.is_file() and path.name not in ("collection.json",):
+        if path.is_file() and path.name not in ("collection.json", "model_card.md"):
             assert any(f"rank{r}" in path.as_posix() for r in range(4)), path
     # gradients were averaged: all ranks end with the same model
     assert len({v.metric("val_loss", "validation").values[0] for v in views}) == 1

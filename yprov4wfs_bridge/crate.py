@@ -8,7 +8,9 @@ resource usage) driven by a ``ControlAction`` of the ``OrganizeAction`` of the
 bridge. The PROV-JSON documents (workflow level, multi-level bundle, every
 rank document), metric files and model checkpoints are inside, each linked
 ``about`` the action it describes; files over ``reference_over_bytes`` are
-referenced by URI instead of copied.
+referenced by URI instead of copied. With publication metadata (authors,
+license, publisher, version, url) the crate is clean at RECOMMENDED for
+provenance-run-crate-0.5 and workflow-ro-crate-1.0 (see docs/publish.md).
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
         steps[task["id"]] = kit.add(f"#step-{task['id']}", {"@type": "HowToStep", "name": task["id"],
                                                              "position": str(position),
                                                              "workExample": ref(tools[task["id"]])})
-    workflow = add_file(workflow_dir / "workflow.json", "workflow.json", {
+    workflow = kit.add_file(workflow_dir / "workflow.json", "workflow.json", {  # always inside: WROC wants it
         "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"],
         "name": metadata.name or manifest["name"], "programmingLanguage": ref(language), "version": version,
         "conformsTo": {"@id": BIOSCHEMAS_WORKFLOW}, "encodingFormat": "application/json",
