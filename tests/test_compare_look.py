@@ -268,3 +268,49 @@ def test_a_single_point_series_is_visible_in_the_report(tmp_path):
 
     # matplotlib defines each marker shape as <path id="m..."> (tick marks are such shapes too: two of them)
     assert len(re.findall(r'<path id="m[0-9a-f]+"', svg)) >= 3, "the single point has no marker: an empty axis"
+
+
+def test_upstream_lightning_pattern_joins_the_scripts_run(tmp_path):
+    """start_run, then Trainer(logger=[ProvMLLogger()]), then end_run: upstream 3.x's own pattern."""
+    pytest.importorskip("lightning")
+    script = tmp_path / "upstream_lightning.py"
+    script.write_text(f"""
+import lightning as L, torch, yprov4ml
+from torch.utils.data import DataLoader, TensorDataset
+from yprov4ml.integrations.lightning import ProvMLLogger
+
+class Net(L.LightningModule):
+    def __init__(self):
+        super().__init__(); self.save_hyperparameters({{"lr": 0.1}}); self.lin = torch.nn.Linear(2, 1)
+    def training_step(self, batch, i):
+        loss = torch.nn.functional.mse_loss(self.lin(batch[0]), batch[1]); self.log("loss", loss); return loss
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+run = yprov4ml.start_run("www.example.org", "upstream_lightning", r"{tmp_path / 'prov'}")
+x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+trainer = L.Trainer(max_epochs=2, logger=[ProvMLLogger(prefix="fit")], accelerator="cpu", log_every_n_steps=1,
+                    enable_progress_bar=False, enable_checkpointing=False, default_root_dir=r"{tmp_path}")
+trainer.fit(Net(), DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16))
+yprov4ml.log_metric("after_fit", 1.0, "Training", 0)  # the run is still the script's, and still open
+yprov4ml.end_run()
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "prov" / "upstream_lightning").iterdir()  # one run: the logger started none
+    view = yprov4ml.load_run(run_dir)
+    assert view.status == "FINISHED" and view.params == {"lr": 0.1}
+    assert set(view.metrics) == {("fit-loss", "training"), ("after_fit", "training")}
+    assert len(view.metric("fit-loss")) == 8  # 4 batches × 2 epochs
+
+
+def test_built_in_contexts_are_found_whatever_the_case(save_dir):
+    with yprov4ml.start_run("www.example.org", "cases", save_dir) as run:
+        for name in ("Training", "training", "TRAINING", "train"):
+            yprov4ml.log_metric("loss", 1.0, name)
+        yprov4ml.log_metric("acc", 0.5, "Validation")
+        yprov4ml.log_metric("acc", 0.6, "Test")
+        yprov4ml.log_metric("acc", 0.7, "FineTune")
+    view = yprov4ml.load_run(run.run_dir)
+    assert len(view.metric("loss", "training")) == 4
+    assert {c for _, c in view.metrics} == {"training", "validation", "evaluation", "FineTune"}

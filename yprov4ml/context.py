@@ -62,6 +62,14 @@ Context.EVALUATION = Context("evaluation")
 Context.TESTING = Context.EVALUATION
 
 
+# The built-in contexts, whatever the case: upstream's own Lightning logger writes "Training", "Validation"
+# and "Test", its examples "TRAINING". A user's own context keeps the case it was given (unless all capitals,
+# the form of an Enum member's name).
+BUILT_IN = {"training": Context.TRAINING, "train": Context.TRAINING, "validation": Context.VALIDATION,
+            "val": Context.VALIDATION, "evaluation": Context.EVALUATION, "testing": Context.EVALUATION,
+            "test": Context.EVALUATION}
+
+
 def as_context(value: "Context | str | object | None") -> Context:
     """Normalise what a user passed as a context: a Context, its name, an Enum, or None."""
     if value is None:
@@ -69,10 +77,10 @@ def as_context(value: "Context | str | object | None") -> Context:
     if isinstance(value, Context):
         return value
     if isinstance(value, str):
-        return Context(value.lower() if value.upper() == value else value)
+        return BUILT_IN.get(value.lower()) or Context(value.lower() if value.upper() == value else value)
     name = getattr(value, "name", None)  # an Enum member of the user's own
     if isinstance(name, str):
-        return Context(name.lower())
+        return BUILT_IN.get(name.lower()) or Context(name.lower())
     raise TypeError(
         f"context must be a yprov4ml.Context or its name, got {type(value).__name__}: "
         "use Context.TRAINING, Context.VALIDATION, Context.EVALUATION or Context('name')"

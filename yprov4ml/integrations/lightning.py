@@ -53,11 +53,16 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class YProv4MLLogger(Logger):
-    """Lightning ``Logger`` backed by a yprov4ml run (started on first use, on every rank)."""
+    """Lightning ``Logger`` backed by a yprov4ml run: the run the script already started (joined, and left for
+    the script to end), else one started on first use, on every rank. ``prefix`` goes before every metric
+    name, joined with '-', as with Lightning's own loggers."""
 
     def __init__(self, experiment_name: str = "lightning", provenance_save_dir: str = "prov",
-                 prov_user_namespace: str | None = None, log_checkpoints: bool = True, **start_run_options: Any):
+                 prov_user_namespace: str | None = None, log_checkpoints: bool = True, prefix: str = "",
+                 **start_run_options: Any):
         super().__init__()
+        self._prefix = prefix
+        self._joined = False  # the run is the script's: the logger never ends it
         self._experiment = experiment_name
         self._save_dir = provenance_save_dir
         self._namespace = prov_user_namespace
@@ -82,7 +87,9 @@ class YProv4MLLogger(Logger):
 
     @property
     def experiment(self) -> Any:
-        """The yprov4ml run (started here on first use)."""
+        """The yprov4ml run: the script's active run, else one started here on first use."""
+        if self._run is None and yprov4ml.active_run() is not None:
+            self._run, self._joined = yprov4ml.active_run(), True
         if self._run is None:
             self._run = yprov4ml.start_run(self._namespace, self._experiment, self._save_dir,
                                            collect_all_processes=True, **self._options)
@@ -107,7 +114,7 @@ class YProv4MLLogger(Logger):
         for key, value in metrics.items():
             if key == "epoch":
                 continue
-            run.log_metric(key, value, context_of(key), step)
+            run.log_metric(f"{self._prefix}-{key}" if self._prefix else key, value, context_of(key), step)
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         if not self._log_checkpoints:
@@ -121,7 +128,12 @@ class YProv4MLLogger(Logger):
     def finalize(self, status: str) -> None:
         """Lightning calls this after every stage (fit, then test...): a failure ends the run at once; a
         success keeps it open for the next stage and ends it at ``end()`` or at interpreter exit."""
-        if self._run is None or not self._run.is_active:
+        if self._run is None or not getattr(self._run, "is_active", False):
+            return
+        if self._joined:  # the script ends its run (a failure reaches it as the exception Lightning raises)
+            writer = getattr(self._run, "_writer", None)  # a rank that does not record has none
+            if writer is not None:
+                writer.drain()
             return
         if status in ("success", "finished"):
             if not self._end_registered:
@@ -132,8 +144,24 @@ class YProv4MLLogger(Logger):
         self.end(_STATUS.get(status, "FAILED"), f"Lightning finished with status {status!r}")
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
-        """End the run (also called at interpreter exit after a successful stage)."""
-        if self._run is not None and self._run.is_active:
+        """End the run (also called at interpreter exit after a successful stage); a joined run is the
+        script's to end."""
+        if self._run is not None and not self._joined and self._run.is_active:
             from yprov4ml import api
 
             api.finish(self._run, status, error)
+
+
+class ProvMLLogger(YProv4MLLogger):
+    """Upstream yprov4ml 3.x's Lightning logger, by its name and arguments.
+
+    Upstream's pattern — ``start_run(...)``, then ``Trainer(logger=[ProvMLLogger()])``, then ``end_run()`` —
+    joins the script's run. Without one, a run is started: ``name`` is its experiment, ``version`` its run id,
+    ``flush_logs_every_n_steps`` its ``save_after_n_logs``.
+    """
+
+    def __init__(self, name: str | None = "lightning_logs", version: int | str | None = None, prefix: str = "",
+                 flush_logs_every_n_steps: int = 100, **options: Any):
+        super().__init__(experiment_name=name or "lightning_logs", prefix=prefix,
+                         save_after_n_logs=flush_logs_every_n_steps,
+                         **({"run_id": str(version)} if version is not None else {}), **options)
