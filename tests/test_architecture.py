@@ -87,3 +87,13 @@ def test_the_writer_side_never_imports_the_reader():
     writers = ["yprov4ml.run", "yprov4ml.distributed.collection", "yprov4ml.prov.build"]
     for writer in writers:
         assert "yprov4ml.prov.reader" not in nx.descendants(graph, writer), writer
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists its packages (one, prov4ml, lives inside the tree): none may be left out."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for package in PACKAGES
+             for p in (ROOT / package).rglob("__init__.py")}
+    assert listed == found | {"prov4ml"}, listed ^ (found | {"prov4ml"})

@@ -6,6 +6,7 @@ import math
 import struct
 import threading
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,3 +142,26 @@ def test_a_zero_filled_tail_is_detected_by_the_checksum(save_dir):
     damaged = read_metric_file(path)
     assert damaged.truncated and damaged.values == [float(i) for i in range(len(damaged.values))]
     assert len(damaged.values) < 10
+
+
+def test_flops_are_counted_by_torch_and_logged(save_dir):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 2))
+    net.train()
+    running_mean = net[1].running_mean.clone()
+    x, y = torch.randn(4, 8), torch.randn(4, 2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x.repeat(3, 1), y.repeat(3, 1)),
+                                         batch_size=4)
+    with yprov4ml.start_run("www.example.org", "flops", save_dir) as run:
+        per_batch = yprov4ml.log_flops_per_batch("flops_batch", net, (x, y), yprov4ml.Context.TRAINING, 0)
+        per_epoch = yprov4ml.log_flops_per_epoch("flops_epoch", net, loader, yprov4ml.Context.TRAINING, 0)
+        yprov4ml.log_flops_per_epoch("flops_dataset", net, loader.dataset, step=0)
+    assert per_batch == 2 * 4 * (8 * 16 + 16 * 2)  # torch counts a multiply-add as two: 2·batch·(in·out) per Linear
+    assert per_epoch == 3 * per_batch
+    assert net.training and torch.equal(net[1].running_mean, running_mean)  # counting left the model as it was
+    view = yprov4ml.load_run(run.run_dir)
+    assert view.metric("flops_batch").values == [float(per_batch)] and view.metric("flops_batch").unit == "FLOP"
+    assert view.metric("flops_dataset").values == [float(per_epoch)]
+    with yprov4ml.start_run("www.example.org", "flops", save_dir):
+        with pytest.raises(TypeError, match="torch.nn.Module"):
+            yprov4ml.log_flops_per_batch("f", "not a model", x)

@@ -17,6 +17,8 @@ from .api import (  # noqa: E402
     log_dataset,
     log_execution_end_time,
     log_execution_start_time,
+    log_flops_per_batch,
+    log_flops_per_epoch,
     log_metric,
     log_metrics,
     log_model,
@@ -41,12 +43,21 @@ from .errors import (  # noqa: E402
     YProvError,
 )
 from .prov.reader import load_run  # noqa: E402
+from .integrations.upstream import (  # noqa: E402
+    get_artifacts_dir,
+    get_run_dir,
+    log_execution_command,
+    start_run_ctx,
+)
+
+Contexts = Context  # the name upstream's earlier generations use
 
 __all__ = [
     "__version__", "Context", "start_run", "end_run", "active_run", "log_metric", "log_metrics", "log_param",
     "log_params", "log_artifact", "save_model_version", "log_model", "log_dataset",
     "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
-    "log_execution_end_time", "load_run", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
+    "log_execution_end_time", "log_flops_per_batch", "log_flops_per_epoch", "load_run", "Contexts",
+    "get_run_dir", "get_artifacts_dir", "start_run_ctx", "log_execution_command", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
     "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
     "ForkedProcessError", "DocumentError", "MissingDependencyError",
 ]

@@ -178,6 +178,18 @@ def log_system_metrics(context: Context | str | None = None, step: int | None = 
     _current("log_system_metrics").log_system_metrics(context, step)
 
 
+def log_flops_per_batch(label: str, model: Any, batch: Any, context: Context | str | None = None,
+                        step: int | None = None) -> int | None:
+    """Log the FLOPs of ``model``'s forward pass on ``batch`` (``torch.utils.flop_counter``) as metric ``label``."""
+    return _current("log_flops_per_batch").log_flops_per_batch(label, model, batch, context, step)
+
+
+def log_flops_per_epoch(label: str, model: Any, dataset: Any, context: Context | str | None = None,
+                        step: int | None = None) -> int | None:
+    """Log the FLOPs of one forward pass over ``dataset`` (DataLoader or Dataset) as metric ``label``."""
+    return _current("log_flops_per_epoch").log_flops_per_epoch(label, model, dataset, context, step)
+
+
 def log_carbon_metrics(context: Context | str | None = None, step: int | None = None) -> None:
     """Log energy, emissions and power from codecarbon's offline tracker (started on first call)."""
     _current("log_carbon_metrics").log_carbon_metrics(context, step)

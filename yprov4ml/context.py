@@ -24,6 +24,7 @@ class Context:
     VALIDATION: ClassVar["Context"]
     EVALUATION: ClassVar["Context"]
     TESTING: ClassVar["Context"]
+    MODELS: ClassVar["Context"]
 
     def __new__(cls, name: str) -> "Context":
         existing = cls._registry.get(name)
@@ -60,6 +61,8 @@ Context.VALIDATION = Context("validation")
 Context.EVALUATION = Context("evaluation")
 # Upstream 3.x calls the evaluation phase TESTING; both names are one context.
 Context.TESTING = Context.EVALUATION
+# Upstream's earlier generations log their models in a context of their own.
+Context.MODELS = Context("models")
 
 
 # The built-in contexts, whatever the case: upstream's own Lightning logger writes "Training", "Validation"
@@ -67,7 +70,7 @@ Context.TESTING = Context.EVALUATION
 # the form of an Enum member's name).
 BUILT_IN = {"training": Context.TRAINING, "train": Context.TRAINING, "validation": Context.VALIDATION,
             "val": Context.VALIDATION, "evaluation": Context.EVALUATION, "testing": Context.EVALUATION,
-            "test": Context.EVALUATION}
+            "test": Context.EVALUATION, "models": Context.MODELS}
 
 
 def as_context(value: "Context | str | object | None") -> Context:

@@ -201,3 +201,23 @@ class MetricDirectives:
             energy.stop()
         elif self.record.info.local_rank != 0:
             self.record.resource_usage["energy_measured_by"] = "local rank 0 of this node"
+
+    def log_flops_per_batch(self, label: str, model: Any, batch: Any, context: Context | str | None = None,
+                            step: int | None = None) -> int:
+        """Log the FLOPs of one forward pass of ``model`` on ``batch`` as metric ``label`` (torch's count)."""
+        from .capture.flops import forward_flops
+
+        self._check_open("log_flops_per_batch")
+        flops = forward_flops(model, batch)
+        self._log_figures([(label, float(flops), "FLOP")], context, step)
+        return flops
+
+    def log_flops_per_epoch(self, label: str, model: Any, dataset: Any, context: Context | str | None = None,
+                            step: int | None = None) -> int:
+        """Log the FLOPs of one forward pass over ``dataset`` (a DataLoader or a Dataset) as metric ``label``."""
+        from .capture.flops import epoch_flops
+
+        self._check_open("log_flops_per_epoch")
+        flops = epoch_flops(model, dataset)
+        self._log_figures([(label, float(flops), "FLOP")], context, step)
+        return flops

@@ -1,0 +1,62 @@
+"""Scripts written for upstream yProv4ML (3.x and its earlier generations) run here unchanged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import yprov4ml
+from yprov4ml.prov.decode import prov_type
+
+from conftest import assert_valid_prov, only_run_dir
+
+
+def test_an_earlier_generation_script_runs_under_the_old_import_name(tmp_path):
+    script = tmp_path / "old.py"
+    script.write_text(f"""
+import torch
+import prov4ml
+
+prov4ml.start_run_ctx  # the old names are there
+with prov4ml.start_run_ctx(prov_user_namespace="www.example.org", experiment_name="old",
+                           provenance_save_dir=r"{tmp_path / 'prov'}", create_graph=True):
+    prov4ml.log_param("lr", 0.1)
+    prov4ml.log_metric("loss", 0.5, prov4ml.Contexts.TRAINING, step=0)
+    prov4ml.log_execution_command("python old.py", "weights.pt")
+    net = torch.nn.Linear(2, 1)
+    prov4ml.save_model_version(net, "net", prov4ml.Contexts.MODELS, 0)
+    print("RUN_DIR", prov4ml.get_run_dir())
+    print("ARTIFACTS", prov4ml.get_artifacts_dir())
+""")
+    done = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", str(script)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "the 'prov4ml' import name is deprecated" in done.stderr
+    run_dir = only_run_dir(tmp_path / "prov", "old")
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert lines["RUN_DIR"] == str(run_dir) and lines["ARTIFACTS"] == str(run_dir / "artifacts" / "rank0")
+    assert (run_dir / "graph.rank0.dot").is_file()  # start_run_ctx(create_graph=True) ended the run with it
+    view = yprov4ml.load_run(run_dir)
+    assert view.status == "FINISHED"
+    assert view.params["execution_command"] == "python old.py"
+    assert view.params["execution_command_path"] == str(run_dir / "artifacts" / "rank0" / "weights.pt")
+    assert view.models[0]["model_name"] == "net"
+    doc = assert_valid_prov(run_dir / "prov.rank0.json")
+    contexts = {a["prov:label"] for a in doc["activity"].values() if prov_type(a) == "yprov:Context"}
+    assert {"training", "models"} <= contexts
+
+
+def test_start_run_ctx_ends_a_failing_body_failed(save_dir):
+    with pytest.raises(RuntimeError, match="boom"):
+        with yprov4ml.start_run_ctx("www.example.org", "ctx", save_dir) as run:
+            yprov4ml.log_metric("loss", 1.0)
+            raise RuntimeError("boom")
+    view = yprov4ml.load_run(run.run_dir)
+    assert view.status == "FAILED" and "boom" in view.error
+    with pytest.raises(yprov4ml.RunNotActiveError):
+        yprov4ml.get_run_dir()
+    with yprov4ml.start_run("www.example.org", "ctx", save_dir):
+        with pytest.raises(ValueError, match="non-empty string"):
+            yprov4ml.log_execution_command("")
