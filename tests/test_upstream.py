@@ -60,3 +60,33 @@ def test_start_run_ctx_ends_a_failing_body_failed(save_dir):
     with yprov4ml.start_run("www.example.org", "ctx", save_dir):
         with pytest.raises(ValueError, match="non-empty string"):
             yprov4ml.log_execution_command("")
+
+
+def _used_by(doc: dict, entity_label: str) -> str:
+    entity = next(k for k, v in doc["entity"].items() if v.get("prov:label") == entity_label)
+    return next(u["prov:activity"] for u in doc["used"].values() if u["prov:entity"] == entity)
+
+
+def test_a_param_with_a_context_is_used_by_that_context_and_keeps_its_source(save_dir):
+    with yprov4ml.start_run("www.example.org", "params", save_dir) as run:
+        yprov4ml.log_param("lr", 0.1, "Training", source="config.yaml", is_input=True)  # upstream's form
+        yprov4ml.log_param("seed", 7)
+        with pytest.raises(yprov4ml.ParamConflictError, match="source"):
+            yprov4ml.log_param("bad", 1, source=3)
+    doc = assert_valid_prov(run.prov_path)
+    assert _used_by(doc, "lr") == "run:rank-0/context/training" and _used_by(doc, "seed") == "run:rank-0"
+    lr = next(v for v in doc["entity"].values() if v.get("prov:label") == "lr")
+    assert lr["yprov:source"] == "config.yaml" and lr["yprov:is_input"] is True
+    assert yprov4ml.load_run(run.run_dir).params == {"lr": 0.1, "seed": 7}
+
+
+def test_a_killed_run_recovers_its_params_contexts(tmp_path):
+    script = ("import os, yprov4ml; yprov4ml.start_run('x.org', 'killed', r'%s'); "
+              "yprov4ml.log_param('lr', 0.5, 'validation', 'cli'); os._exit(9)") % (tmp_path / "prov")
+    subprocess.run([sys.executable, "-c", script], timeout=60)
+    run_dir = only_run_dir(tmp_path / "prov", "killed")
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(run_dir)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = assert_valid_prov(run_dir / "prov.rank0.json")
+    assert _used_by(doc, "lr") == "run:rank-0/context/validation"

@@ -133,9 +133,10 @@ def log_metrics(metrics: dict[str, float], context: Context | str | None = None,
     _current("log_metrics").log_metrics(metrics, context, step, timestamp)
 
 
-def log_param(key: str, value: Any) -> None:
-    """Record a parameter (once per key)."""
-    _current("log_param").log_param(key, value)
+def log_param(key: str, value: Any, context: Context | str | None = None, source: str | None = None,
+              is_input: bool = False) -> None:
+    """Record a parameter (once per key); with ``context``, used by that context's activity (upstream's form)."""
+    _current("log_param").log_param(key, value, context, source, is_input)
 
 
 def log_params(params: dict[str, Any]) -> None:

@@ -44,6 +44,9 @@ class Param:
     value: Any
     time: float
     redacted: list[str] = field(default_factory=list)
+    context: str | None = None  # the context whose activity used it (else the run's)
+    source: str | None = None  # where the value came from (upstream's ``source``)
+    is_input: bool = False
 
 
 @dataclass

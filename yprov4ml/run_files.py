@@ -48,9 +48,14 @@ def _check_copy_size(tree: Path) -> None:
 class FileDirectives:
     """log_param, log_artifact, save_model_version, log_model, log_dataset; mixed into ``Run``."""
 
-    def log_param(self, key: str, value: Any) -> None:
-        """Record a parameter. A key is logged once; the same value again is accepted."""
-        self._record_params({key: _checked_param(key, value)})
+    def log_param(self, key: str, value: Any, context: Context | str | None = None, source: str | None = None,
+                  is_input: bool = False) -> None:
+        """Record a parameter. A key is logged once; the same value again is accepted. With ``context``, the
+        parameter is used by that context's activity; ``source`` and ``is_input`` are recorded with it."""
+        if source is not None and not isinstance(source, str):
+            raise ParamConflictError(f"parameter {key!r}: source {source!r} must be a string (where it came from)")
+        self._record_params({key: _checked_param(key, value)},
+                            as_context(context).name if context is not None else None, source, bool(is_input))
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Record several parameters; all are checked before any is recorded."""
@@ -58,7 +63,8 @@ class FileDirectives:
             raise ParamConflictError(f"log_params takes a dict of name → value, got {type(params).__name__}")
         self._record_params({key: _checked_param(key, value) for key, value in params.items()})
 
-    def _record_params(self, checked: dict[str, Any]) -> None:
+    def _record_params(self, checked: dict[str, Any], context: str | None = None, source: str | None = None,
+                       is_input: bool = False) -> None:
         hidden: dict[str, list[str]] = {}
         for key, value in checked.items():  # before anything is journaled: secrets never reach the disk
             redactions = Redactions(self._keep_in_clear)
@@ -78,10 +84,12 @@ class FileDirectives:
             for key, value in checked.items():
                 if key in self.record.params:
                     continue
-                param = Param(key, value, _now(), hidden[key])
+                param = Param(key, value, _now(), hidden[key], context, source, is_input)
                 self.journal.write("param", key=key, value=value, time=param.time, value_type=type(value).__name__,
-                                   redacted=param.redacted)
+                                   redacted=param.redacted, context=context, source=source, is_input=is_input)
                 self.record.params[key] = param
+                if context is not None:
+                    self.record.touch_context(context, param.time)
 
     def log_artifact(self, artifact_path: str | os.PathLike, context: Context | str | None = None,
                      step: int | None = None, timestamp: float | None = None, *, name: str | None = None,

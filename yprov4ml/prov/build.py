@@ -75,7 +75,9 @@ def build_document(record: RunRecord) -> ProvDocument:
             attrs["yprov:redacted"] = literal(param.redacted)
         if not isinstance(value, (bool, int, float, str)):
             attrs["yprov:value_type"] = type(value).__name__
-        doc.used(run, doc.entity(f"run:rank-{rank}/param/{param_names.name(key)}", attrs), timestamp(param.time))
+        attrs.update(_attrs({"source": param.source, "is_input": param.is_input or None}))
+        doc.used(activity_for(param.context), doc.entity(f"run:rank-{rank}/param/{param_names.name(key)}", attrs),
+                 timestamp(param.time))
 
     for (key, context), series in sorted(record.metrics.items()):
         summary = series.summary()

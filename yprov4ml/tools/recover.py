@@ -54,7 +54,13 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     for event in events[1:]:
         kind = event.get("event")
         if kind == "param":
-            record.params[event["key"]] = Param(event["key"], event["value"], event["time"], event.get("redacted") or [])
+            context, source = event.get("context"), event.get("source")
+            record.params[event["key"]] = Param(
+                event["key"], event["value"], event["time"], event.get("redacted") or [],
+                context if isinstance(context, str) else None, source if isinstance(source, str) else None,
+                event.get("is_input") is True)
+            if isinstance(context, str):
+                record.touch_context(context, event["time"])
         elif kind == "metric":
             series = MetricSeries.from_file(run_dir / event["path"], event["path"], event["key"], event["context"],
                                             rank, event.get("unit"))
