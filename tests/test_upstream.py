@@ -90,3 +90,22 @@ def test_a_killed_run_recovers_its_params_contexts(tmp_path):
     assert done.returncode == 0, done.stderr
     doc = assert_valid_prov(run_dir / "prov.rank0.json")
     assert _used_by(doc, "lr") == "run:rank-0/context/validation"
+
+
+def test_log_metric_takes_upstreams_source_in_either_place(save_dir):
+    with yprov4ml.start_run("www.example.org", "sources", save_dir) as run:
+        yprov4ml.log_metric("loss", 0.5, yprov4ml.Context.TRAINING, 0, "train_loader")  # upstream's 5th: source
+        yprov4ml.log_metric("loss", 0.4, yprov4ml.Context.TRAINING, 1, "train_loader", 1_700_000_000.0)
+        yprov4ml.log_metric("acc", 0.9, "Validation", 0, source="val_loader")
+        yprov4ml.log_metric("acc", 0.8, "validation", 1, source="holdout")
+        yprov4ml.log_metric("plain", 1.0, step=0, timestamp=1_700_000_001.0)
+        with pytest.raises(yprov4ml.InvalidMetricError, match="source"):
+            yprov4ml.log_metric("loss", 0.3, source=5)
+    view = yprov4ml.load_run(run.run_dir)
+    assert view.metric("loss").values == [0.5, 0.4] and view.metric("loss").times[1] == 1_700_000_000.0
+    assert view.metric("plain").times == [1_700_000_001.0]
+    doc = assert_valid_prov(run.prov_path)
+    series = {v["yprov:key"]: v for v in doc["entity"].values() if prov_type(v) == "yprov:MetricSeries"}
+    assert series["loss"]["yprov:source"] == "train_loader"
+    assert series["acc"]["yprov:source"] == '["val_loader", "holdout"]'  # PROV-JSON keeps a list as text
+    assert "yprov:source" not in series["plain"]

@@ -16,7 +16,7 @@ from .context import Context
 from .distributed.noop import NoOpRun
 from .distributed.ranks import resolve_ranks
 from .distributed.run_id import agree_run_id
-from .errors import RunAlreadyActiveError, RunNotActiveError
+from .errors import InvalidMetricError, RunAlreadyActiveError, RunNotActiveError
 from .record import DatasetInfo, FileEntity, ModelVersion
 from .run import Run, check_options, mirror_uri
 
@@ -119,12 +119,24 @@ def end_run(create_graph: bool = False, create_svg: bool = False, crate_ro_crate
 
 
 def log_metric(key: str, value: float, context: Context | str | None = None, step: int | None = None,
-               timestamp: float | None = None) -> None:
-    """Append a point to the (key, context) metric series. Cheap: no I/O."""
+               timestamp: float | None = None, source: str | None = None) -> None:
+    """Append a point to the (key, context) metric series. Cheap: no I/O.
+
+    ``source`` says where the points come from; upstream's positional order (key, value, context, step,
+    source, timestamp) works too: a string in fifth place is the source.
+    """
     run = state._active
     if run is None:
         raise _no_run("log_metric")
+    if source is None:
+        run.log_metric(key, value, context, step, timestamp)
+        return
+    if isinstance(timestamp, str):  # upstream's order: the source came fifth, the timestamp sixth
+        timestamp, source = source, timestamp
+    if not isinstance(source, str) or not source:  # checked before the point is taken: nothing half-logged
+        raise InvalidMetricError(f"metric {key!r}: source {source!r} must be a non-empty string")
     run.log_metric(key, value, context, step, timestamp)
+    run.note_metric_source(key, context, source)
 
 
 def log_metrics(metrics: dict[str, float], context: Context | str | None = None, step: int | None = None,

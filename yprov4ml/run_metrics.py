@@ -31,7 +31,7 @@ class MetricDirectives:
                 value = as_metric_value(value, key)
                 if step is not None:
                     step = as_step(step, key)
-                if timestamp is not None:
+                if timestamp is not None and not isinstance(timestamp, str):
                     timestamp = as_time(timestamp)
             series = self._open_series(key, context)
         except TypeError:
@@ -43,11 +43,29 @@ class MetricDirectives:
         elif type(step) is not int or not STEP_MIN <= step < STEP_MAX:
             step = as_step(step, key)
         series.next_step = step + 1
-        series.pending.append((step, _now() if timestamp is None else as_time(timestamp), value))
+        series.pending.append((step, _now() if timestamp is None else self._point_time(series, timestamp), value))
         self._since_flush += 1
         if self._since_flush >= self._flush_every:
             self._since_flush = 0
             self._writer.wake()
+
+    def _point_time(self, series: MetricSeries, timestamp: Any) -> float:
+        """A given timestamp; a string in its place is upstream's fifth argument, the point's ``source``."""
+        if isinstance(timestamp, str):
+            self.note_metric_source(series.key, series.context, timestamp)
+            return _now()
+        return as_time(timestamp)
+
+    def note_metric_source(self, key: str, context: Any, source: Any) -> None:
+        """Record where the points of a series come from (upstream's ``source``), once per distinct source."""
+        if not isinstance(source, str) or not source:
+            raise InvalidMetricError(f"metric {key!r}: source {source!r} must be a non-empty string")
+        name = as_context(context).name
+        with self._lock:
+            known = self.record.metric_sources.setdefault((key, name), [])
+            if source not in known:
+                known.append(source)
+                self.journal.write("metric_source", key=key, context=name, source=source)
 
     def _open_series(self, key: Any, context: Any, unit: str | None = None) -> MetricSeries:
         """Slow path of log_metric: validate, create the series and its file, alias the raw context."""

@@ -87,6 +87,9 @@ def build_document(record: RunRecord) -> ProvDocument:
             "min": summary["min"], "max": summary["max"], "last_value": summary["last_value"],
             "sha256": series.sha256, "format": "yprov4ml-metric/1",
         })
+        sources = record.metric_sources.get((key, context))
+        if sources:
+            attrs["yprov:source"] = literal(sources[0] if len(sources) == 1 else sources)
         attrs.update({PROV_TYPE: prov_kind("yprov:MetricSeries"), PROV_LABEL: key, PROV_LOCATION: series.relpath})
         entity = doc.entity(metric_entity_id(rank, context, series_name(series.relpath, rank)), attrs)
         last = summary["last_time"]

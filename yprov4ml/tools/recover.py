@@ -65,6 +65,8 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
             series = MetricSeries.from_file(run_dir / event["path"], event["path"], event["key"], event["context"],
                                             rank, event.get("unit"))
             record.metrics[event["key"], event["context"]] = series
+        elif kind == "metric_source" and isinstance(event.get("source"), str):
+            record.metric_sources.setdefault((event.get("key"), event.get("context")), []).append(event["source"])
         elif kind == "artifact":
             record.artifacts.append(FileEntity(**_only(FileEntity, event)))
         elif kind == "model":
