@@ -74,7 +74,8 @@ CASES = [
     ("metric key empty", lambda tmp: yprov4ml.log_metric("", 1.0), errors.InvalidMetricError, "non-empty"),
     ("step a float", lambda tmp: yprov4ml.log_metric("kept", 1.0, step=1.5), errors.InvalidMetricError, "integer"),
     ("step too big", lambda tmp: yprov4ml.log_metric("kept", 1.0, step=2**70), errors.InvalidMetricError, "64 bits"),
-    ("bad timestamp", lambda tmp: yprov4ml.log_metric("kept", 1.0, timestamp="now"), errors.InvalidMetricError,
+    # (a string in that place is upstream's fifth argument, the source: never a timestamp)
+    ("bad timestamp", lambda tmp: yprov4ml.log_metric("kept", 1.0, timestamp=float("inf")), errors.InvalidMetricError,
      "timestamp"),
     ("bad context", lambda tmp: yprov4ml.log_metric("kept", 1.0, context=3.5), TypeError, "Context"),
     ("bad context name", lambda tmp: yprov4ml.log_metric("kept", 1.0, context="a b"), ValueError, "context name"),

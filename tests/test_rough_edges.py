@@ -82,7 +82,7 @@ def test_a_rejected_metric_records_nothing(save_dir):
         with pytest.raises(InvalidMetricError):
             yprov4ml.log_metric("bad_step", 1.0, step="seven")
         with pytest.raises(InvalidMetricError):
-            yprov4ml.log_metric("bad_time", 1.0, timestamp="yesterday")
+            yprov4ml.log_metric("bad_time", 1.0, timestamp=float("nan"))  # (a string there is the source)
         with pytest.raises(InvalidMetricError):
             yprov4ml.log_metrics({"fine": 1.0, "bad": object()})
     view = yprov4ml.load_run(run.run_dir)

@@ -109,3 +109,28 @@ def test_log_metric_takes_upstreams_source_in_either_place(save_dir):
     assert series["loss"]["yprov:source"] == "train_loader"
     assert series["acc"]["yprov:source"] == '["val_loader", "holdout"]'  # PROV-JSON keeps a list as text
     assert "yprov:source" not in series["plain"]
+
+
+def test_model_and_dataset_directives_take_either_argument_order(save_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save({"w": torch.zeros(2)}, checkpoint)
+    data = torch.utils.data.TensorDataset(torch.zeros(8, 2))
+    with yprov4ml.start_run("www.example.org", "orders", save_dir) as run:
+        yprov4ml.save_model_version("final2", str(checkpoint))  # upstream: (name, model); a path is the model
+        yprov4ml.save_model_version(str(checkpoint), "final3")  # the paper's order, with a path
+        yprov4ml.save_model_version("net", torch.nn.Linear(2, 1))
+        yprov4ml.log_model("best", torch.nn.Linear(2, 1))
+        yprov4ml.log_dataset("train", data)
+        yprov4ml.log_dataset(data, "again")
+        with pytest.raises(yprov4ml.ArtifactError, match="does not exist.*by keyword"):
+            yprov4ml.save_model_version("a", "b")
+        with pytest.raises(yprov4ml.ArtifactError, match="both name existing files"):
+            yprov4ml.log_model(str(checkpoint), str(checkpoint))
+    view = yprov4ml.load_run(run.run_dir)
+    models = {m["model_name"]: m for m in view.models}
+    assert set(models) == {"final2", "final3", "net", "best"}  # nothing recorded by the refused calls
+    assert models["final2"]["model_class"] == "checkpoint file" and models["final2"]["checkpoint_format"] == "pt"
+    assert models["net"]["model_class"] == "Linear" and models["best"]["final"] is True
+    assert [d["label"] for d in view.datasets] == ["train", "again"]
+    assert all(d["samples"] == 8 for d in view.datasets)

@@ -14,7 +14,7 @@ from .errors import ArtifactError, ParamConflictError
 from .record import DatasetInfo, FileEntity, ModelVersion, Param
 from .storage.files import inside, sha256_of, tree_size_and_sha256
 from .storage.names import safe_name
-from .values import as_step, as_time, param_value, same_value
+from .values import as_step, as_time, object_and_name, param_value, same_value
 
 _now = time.time
 MAX_COPIED_ENTRIES = 100_000  # files and folders of one directory artifact copied into the run directory
@@ -153,8 +153,8 @@ class FileDirectives:
         from .capture.models import describe_model, save_model
 
         self._check_open("save_model_version")
-        if isinstance(model, str) and model_name is not None and not isinstance(model_name, str):
-            model, model_name = model_name, model  # the paper shows both argument orders
+        model, model_name = object_and_name(model, model_name, "save_model_version",
+                                            "model=..., model_name=...")  # either order
         model_name = model_name or type(model).__name__
         ctx = as_context(context).name if context is not None else None
         with self._lock:
@@ -175,8 +175,7 @@ class FileDirectives:
     def log_model(self, model: Any, model_label: str | None = None, context: Context | str | None = None,
                   step: int | None = None) -> ModelVersion:
         """Save the final model (either argument order is accepted)."""
-        if isinstance(model, str) and not isinstance(model_label, str):
-            model, model_label = model_label, model
+        model, model_label = object_and_name(model, model_label, "log_model", "model=..., model_label=...")
         return self.save_model_version(model, model_label, context, step, final=True)
 
     def log_dataset(self, dataset: Any, label: str | None = None,
@@ -184,8 +183,7 @@ class FileDirectives:
         """Record a dataset, a data loader or a data file: samples, batches, shapes, transform, sha256 of the data."""
         from .capture.datasets import describe_dataset, fingerprint
 
-        if isinstance(dataset, str) and not isinstance(label, str):
-            dataset, label = label, dataset
+        dataset, label = object_and_name(dataset, label, "log_dataset", "dataset_or_loader=..., label=...")
         self._check_open("log_dataset")
         label = label or type(dataset).__name__
         if isinstance(dataset, (str, os.PathLike)) and Path(dataset).exists():  # a data file or directory

@@ -77,3 +77,31 @@ def same_value(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return type(a) is type(b) and a == b
+
+
+def _is_pathish(value: object) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def object_and_name(first: Any, second: Any, what: str, keywords: str) -> tuple[Any, Any]:
+    """(object, name) from either order: the paper's ``(object, name)`` or upstream 3.x's ``(name, object)``.
+
+    The object is a model, a dataset or loader, or an existing file; the name is text. Two texts are told
+    apart by which one names an existing file; when that does not tell them apart, the call is ambiguous
+    and refused, never guessed.
+    """
+    if second is None or not _is_pathish(first):
+        return first, second
+    if not _is_pathish(second):
+        return second, first  # upstream: (name, object)
+    first_exists, second_exists = os.path.exists(first), os.path.exists(second)
+    if first_exists != second_exists:
+        return (first, second) if first_exists else (second, first)
+    from .errors import ArtifactError
+
+    if first_exists:
+        problem = "both name existing files, so which one is the checkpoint or data cannot be told"
+    else:
+        problem = "neither is an existing file, and the checkpoint or data file does not exist (write it first)"
+    raise ArtifactError(f"{what}({os.fspath(first)!r}, {os.fspath(second)!r}): {problem}. Pass the object itself "
+                        f"rather than a path, or name each by keyword: {what}({keywords})")
