@@ -92,6 +92,7 @@ def every_reader(root: Path, document_text: str, drawing: bool = False) -> None:
                  ["graph", str(run_dir), "-o", str(out / "g.dot")], ["compare", str(run_dir)],
                  ["reproduce", str(run_dir)], ["card", str(run_dir), "-o", str(out / "card.md")],
                  ["crate", str(run_dir), "-o", str(out / "crate")],
+                 ["export", str(run_dir), "--format", "csv", "-o", str(out / "export")],
                  ["convert", str(run_dir / "prov.rank0.json"), "--to", "provn", "-o", str(out / "c.provn")]):
         _call(cli_main, argv)
     if drawing:  # matplotlib and Graphviz: slower, so for the explicit cases only

@@ -52,7 +52,9 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               user: str | None = None, flush_interval_s: float = 5.0,
               system_metrics_interval: float | None = None, energy_country: str | None = None,
               collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
-              mlflow_tracking_uri: str | None = None) -> Run | NoOpRun:
+              mlflow_tracking_uri: str | None = None, metrics_file_type: str | None = None,
+              csv_separator: str = ",", use_compressor: Any = None, use_run_id: str | None = None
+              ) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -69,8 +71,16 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     (params, variables, options) that only look secret and are recorded as they are.
     ``mlflow_tracking_uri`` (or ``$YPROV4ML_MLFLOW_TRACKING_URI``) mirrors the run to MLflow as it goes,
     from a background thread (docs/mlflow.md).
+    Upstream 3.x's options: ``metrics_file_type`` ('csv', 'netcdf', 'zarr', 'parquet') writes each series
+    again in that format at end_run, with ``csv_separator`` and ``use_compressor``; ``use_run_id`` is
+    ``run_id``.
     """
     check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
+    metrics_export = _metrics_export(metrics_file_type, csv_separator, use_compressor)
+    if use_run_id is not None:
+        if run_id is not None and run_id != use_run_id:
+            raise ValueError(f"run_id {run_id!r} and use_run_id {use_run_id!r} disagree: give one of them")
+        run_id = use_run_id
     mirror_uri(mlflow_tracking_uri)
     with state.lock:
         current = state.active()
@@ -90,9 +100,22 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
                       flush_interval_s=flush_interval_s, user=user,
                       system_metrics_interval=system_metrics_interval, energy_country=energy_country,
                       collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
-                      keep_in_clear=keep_in_clear, mlflow_tracking_uri=mlflow_tracking_uri)
+                      keep_in_clear=keep_in_clear, mlflow_tracking_uri=mlflow_tracking_uri,
+                      metrics_export=metrics_export)
         state.activate(run)
         return run
+
+
+def _metrics_export(file_type: Any, separator: Any, compressor: Any) -> tuple[str, str, str | None] | None:
+    """The checked export options; a separator or compressor given without a file type is refused."""
+    from .storage.export_formats import check_format
+
+    if file_type is None:
+        if separator != "," or compressor not in (None, False):
+            raise ValueError("csv_separator and use_compressor apply to metrics_file_type's copies: "
+                             "give metrics_file_type='csv' (or 'netcdf', 'zarr', 'parquet') too")
+        return None
+    return check_format(file_type, separator, compressor)
 
 
 def finish(run: Run | NoOpRun, status: str = "FINISHED", error: str | None = None,

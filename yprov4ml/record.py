@@ -90,6 +90,7 @@ class RunRecord:
     params: dict[str, Param] = field(default_factory=dict)
     metrics: dict[tuple[str, str], MetricSeries] = field(default_factory=dict)
     metric_sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # upstream's ``source``
+    metric_exports: dict[tuple[str, str], str] = field(default_factory=dict)  # the CSV/netCDF/... copy's path
     artifacts: list[FileEntity] = field(default_factory=list)
     models: list[ModelVersion] = field(default_factory=list)
     datasets: list[DatasetInfo] = field(default_factory=list)

@@ -59,8 +59,9 @@ class Run(MetricDirectives, FileDirectives):
                  user: str | None = None, system_metrics_interval: float | None = None,
                  energy_country: str | None = None, collect_all_processes: bool = False,
                  collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
-                 mlflow_tracking_uri: str | None = None):
+                 mlflow_tracking_uri: str | None = None, metrics_export: tuple[str, str, str | None] | None = None):
         check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
+        self._metrics_export = metrics_export  # (format, csv separator, compressor): copies written at end_run
         mlflow_uri = mirror_uri(mlflow_tracking_uri)
         self._keep_in_clear = keep_in_clear_names(keep_in_clear)
         redactions = Redactions(self._keep_in_clear)
@@ -200,6 +201,8 @@ class Run(MetricDirectives, FileDirectives):
                 self.record.touch_context(series.context, series.first_time)
                 self.record.touch_context(series.context, series.last_time)
                 series.sha256 = sha256_of(series.path)
+        if self._metrics_export is not None:
+            self._export_series()
         snapshot, self.record.randomness = self._reproducibility.finish(
             KILLED_SNAPSHOT_WAIT_S if status == "KILLED" else SNAPSHOT_WAIT_S)
         self.record.source.update(snapshot)
@@ -224,6 +227,23 @@ class Run(MetricDirectives, FileDirectives):
         if info.parent_task:
             register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
         return path
+
+    def _export_series(self) -> None:
+        """Each series again as CSV / netCDF / Zarr / Parquet (start_run(metrics_file_type=...)); a failure
+        is said and the run's record, whose primary files are whole, is kept."""
+        from .storage.export_formats import export_series_file
+
+        for (key, context), series in self.record.metrics.items():
+            if not series.path.is_file():
+                continue
+            try:
+                written = export_series_file(series.path, *self._metrics_export)
+            except Exception as exc:
+                warnings.warn(f"yprov4ml: metric {key!r} ({context}) was not written as {self._metrics_export[0]}: "
+                              f"{type(exc).__name__}: {exc}; run `yprov4ml export {self.run_dir} --format "
+                              f"{self._metrics_export[0]}` later", RuntimeWarning)
+                continue
+            self.record.metric_exports[key, context] = written.relative_to(self.run_dir).as_posix()
 
     def _unwritten_points(self) -> int:
         return sum(len(s.pending) + len(s.unwritten) for s in self.record.metrics.values())

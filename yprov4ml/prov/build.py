@@ -87,6 +87,8 @@ def build_document(record: RunRecord) -> ProvDocument:
             "min": summary["min"], "max": summary["max"], "last_value": summary["last_value"],
             "sha256": series.sha256, "format": "yprov4ml-metric/1",
         })
+        if (key, context) in record.metric_exports:
+            attrs["yprov:exported_as"] = record.metric_exports[key, context]
         sources = record.metric_sources.get((key, context))
         if sources:
             attrs["yprov:source"] = literal(sources[0] if len(sources) == 1 else sources)

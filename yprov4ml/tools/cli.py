@@ -187,7 +187,8 @@ def _add_mlflow_parsers(sub: argparse._SubParsersAction) -> None:
     tracking = argparse.ArgumentParser(add_help=False)
     tracking.add_argument("--tracking-uri", help="MLflow tracking URI: http(s)://host:port, sqlite:///file.db, or "
                                                  "a file store (default: $MLFLOW_TRACKING_URI)")
-    export = sub.add_parser("export", help="send recorded runs to another tracker (mlflow)")
+    export = sub.add_parser("export", help="send recorded runs to another tracker (mlflow); `export RUN --format "
+                                           "csv|netcdf|zarr|parquet` writes their metric series as files")
     export_to = export.add_subparsers(dest="target", required=True)
     to_mlflow = export_to.add_parser("mlflow", parents=[tracking], help="runs (ranks as child runs) to MLflow: "
                                      "params, every metric point, tags, artifacts, times, status")
@@ -283,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..distributed.merge import main as merge_main
 
         return merge_main(argv[1:], prog="yprov4ml merge")
+    if argv[:1] == ["export"] and argv[1:2] not in (["mlflow"], ["-h"], ["--help"]):  # a run's series, as files
+        from .export import main as export_main
+
+        return export_main(argv[1:])
     if argv[:1] == ["recover"]:
         from .recover import main as recover_main
 
