@@ -134,3 +134,27 @@ def test_model_and_dataset_directives_take_either_argument_order(save_dir, tmp_p
     assert models["net"]["model_class"] == "Linear" and models["best"]["final"] is True
     assert [d["label"] for d in view.datasets] == ["train", "again"]
     assert all(d["samples"] == 8 for d in view.datasets)
+
+
+def test_upstream_options_and_helpers_do_what_they_say(save_dir):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(10, 4), torch.nn.BatchNorm1d(4))
+    net[0].bias.requires_grad_(False)
+    with yprov4ml.start_run("www.example.org", "helpers", save_dir, disable_codecarbon=True,
+                            metrics_file_type=yprov4ml.MetricsType.CSV) as run:
+        yprov4ml.log_model_memory_footprint(net, "tiny")
+        yprov4ml.log_metric("loss", 1.0)
+        with pytest.warns(RuntimeWarning, match="energy tracking is off"):
+            yprov4ml.log_carbon_metrics()
+        with pytest.raises(TypeError, match="torch.nn.Module"):
+            yprov4ml.log_model_memory_footprint("not a model")
+    view = yprov4ml.load_run(run.run_dir)
+    params = 10 * 4 + 4 + 4 + 4  # Linear weight and bias, BatchNorm weight and bias
+    weights = params * 4  # float32
+    buffers = sum(b.numel() * b.element_size() for b in net.buffers())  # BatchNorm's running stats and count
+    assert view.params["model_name"] == "tiny" and view.params["total_params"] == params
+    assert view.params["memory_of_model"] == pytest.approx((weights + buffers) / 1e6)
+    trainable = weights - 4 * 4  # the frozen bias has neither gradient nor optimizer state
+    assert view.params["total_memory_load_of_model"] == pytest.approx((weights + buffers + 2 * trainable) / 1e6)
+    assert not any(c == "training" and k.startswith("energy") for k, c in view.metrics)  # nothing measured
+    assert (run.run_dir / "metrics" / "training" / "loss.rank0.csv").is_file()

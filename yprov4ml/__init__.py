@@ -44,9 +44,11 @@ from .errors import (  # noqa: E402
 )
 from .prov.reader import load_run  # noqa: E402
 from .integrations.upstream import (  # noqa: E402
+    MetricsType,
     get_artifacts_dir,
     get_run_dir,
     log_execution_command,
+    log_model_memory_footprint,
     start_run_ctx,
 )
 
@@ -57,7 +59,8 @@ __all__ = [
     "log_params", "log_artifact", "save_model_version", "log_model", "log_dataset",
     "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
     "log_execution_end_time", "log_flops_per_batch", "log_flops_per_epoch", "load_run", "Contexts",
-    "get_run_dir", "get_artifacts_dir", "start_run_ctx", "log_execution_command", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
+    "get_run_dir", "get_artifacts_dir", "start_run_ctx", "log_execution_command", "log_model_memory_footprint",
+    "MetricsType", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
     "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
     "ForkedProcessError", "DocumentError", "MissingDependencyError",
 ]

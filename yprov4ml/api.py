@@ -53,8 +53,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               system_metrics_interval: float | None = None, energy_country: str | None = None,
               collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
               mlflow_tracking_uri: str | None = None, metrics_file_type: str | None = None,
-              csv_separator: str = ",", use_compressor: Any = None, use_run_id: str | None = None
-              ) -> Run | NoOpRun:
+              csv_separator: str = ",", use_compressor: Any = None, use_run_id: str | None = None,
+              disable_codecarbon: bool = False) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -73,7 +73,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     from a background thread (docs/mlflow.md).
     Upstream 3.x's options: ``metrics_file_type`` ('csv', 'netcdf', 'zarr', 'parquet') writes each series
     again in that format at end_run, with ``csv_separator`` and ``use_compressor``; ``use_run_id`` is
-    ``run_id``.
+    ``run_id``; ``disable_codecarbon`` keeps the energy tracker off (log_carbon_metrics then says so once).
     """
     check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
     metrics_export = _metrics_export(metrics_file_type, csv_separator, use_compressor)
@@ -101,7 +101,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
                       system_metrics_interval=system_metrics_interval, energy_country=energy_country,
                       collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
                       keep_in_clear=keep_in_clear, mlflow_tracking_uri=mlflow_tracking_uri,
-                      metrics_export=metrics_export)
+                      metrics_export=metrics_export, energy_disabled=bool(disable_codecarbon))
         state.activate(run)
         return run
 

@@ -59,7 +59,8 @@ class Run(MetricDirectives, FileDirectives):
                  user: str | None = None, system_metrics_interval: float | None = None,
                  energy_country: str | None = None, collect_all_processes: bool = False,
                  collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
-                 mlflow_tracking_uri: str | None = None, metrics_export: tuple[str, str, str | None] | None = None):
+                 mlflow_tracking_uri: str | None = None, metrics_export: tuple[str, str, str | None] | None = None,
+                 energy_disabled: bool = False):
         check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
         self._metrics_export = metrics_export  # (format, csv separator, compressor): copies written at end_run
         mlflow_uri = mirror_uri(mlflow_tracking_uri)
@@ -111,6 +112,7 @@ class Run(MetricDirectives, FileDirectives):
         if info.parent_task:
             register(info.parent_task, "start", run_id, self.rank, self.run_dir, self.prov_path)
         self._energy_country = energy_country
+        self._energy_disabled = energy_disabled  # upstream's disable_codecarbon: no tracker is ever started
         self._collection_timeout = collection_timeout_s
         self._start_collectors(system_metrics_interval)
         self._writer.start()

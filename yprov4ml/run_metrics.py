@@ -174,6 +174,10 @@ class MetricDirectives:
         machine, so several ranks per node would count it several times.
         """
         self._check_open("log_carbon_metrics")
+        if self._energy_disabled:
+            self._collector_failed("log_carbon_metrics", RuntimeError(
+                "energy tracking is off for this run (start_run(disable_codecarbon=True)): nothing is measured"))
+            return
         if self.record.info.local_rank != 0:
             return
         energy = self._collector("energy")

@@ -7,10 +7,20 @@ artifact directories, ``start_run_ctx``, the execution command.
 from __future__ import annotations
 
 import contextlib
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..api import _current, end_run, start_run
+
+
+class MetricsType(str, Enum):
+    """Upstream's names for ``start_run(metrics_file_type=...)``."""
+
+    CSV = "csv"
+    NETCDF = "netcdf"
+    ZARR = "zarr"
+    PARQUET = "parquet"
 
 
 def get_run_dir() -> Path:
@@ -46,3 +56,21 @@ def log_execution_command(cmd: str, path: str | None = None) -> None:
     run.log_param("execution_command", cmd)
     if path is not None:
         run.log_param("execution_command_path", str(get_artifacts_dir() / path))
+
+
+def log_model_memory_footprint(model: Any, model_name: str = "default") -> None:
+    """Upstream's memory params of a torch model: ``model_name``, ``total_params``, ``memory_of_model`` (MB of
+    its parameters and buffers, at their own precision) and ``total_memory_load_of_model`` (MB with one
+    gradient and one optimizer state per trainable parameter, upstream's estimate of training memory)."""
+    from ..capture.models import is_torch_module
+
+    if not is_torch_module(model):
+        raise TypeError(f"log_model_memory_footprint takes a torch.nn.Module, not {type(model).__name__}")
+    run = _current("log_model_memory_footprint")
+    params = list(model.parameters())
+    model_bytes = sum(p.numel() * p.element_size() for p in params) + \
+        sum(b.numel() * b.element_size() for b in model.buffers())
+    trainable_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    run.log_params({"model_name": model_name, "total_params": sum(p.numel() for p in params),
+                    "memory_of_model": model_bytes / 1e6,
+                    "total_memory_load_of_model": (model_bytes + 2 * trainable_bytes) / 1e6})
