@@ -158,3 +158,27 @@ def test_upstream_options_and_helpers_do_what_they_say(save_dir):
     assert view.params["total_memory_load_of_model"] == pytest.approx((weights + buffers + 2 * trainable) / 1e6)
     assert not any(c == "training" and k.startswith("energy") for k, c in view.metrics)  # nothing measured
     assert (run.run_dir / "metrics" / "training" / "loss.rank0.csv").is_file()
+
+
+def test_nested_contexts_as_upstreams_examples_build_them(save_dir):
+    with yprov4ml.start_run("www.example.org", "lod", save_dir) as run:
+        yprov4ml.log_context("TRAINING_LOD2", is_subcontext_of=yprov4ml.Context.TRAINING, source_of_data="loader")
+        yprov4ml.create_context("TRAINING_LOD3", "TRAINING_LOD2")
+        yprov4ml.log_metric("loss", 1.0, "TRAINING_LOD3", 0)
+        yprov4ml.log_metric("loss", 2.0, yprov4ml.Context.TRAINING, 0)
+        with pytest.raises(ValueError, match="loop of contexts"):
+            yprov4ml.log_context("training", is_subcontext_of="TRAINING_LOD3")
+        with pytest.raises(ValueError, match="one parent"):
+            yprov4ml.log_context("TRAINING_LOD3", is_subcontext_of="validation")
+    doc = assert_valid_prov(run.prov_path)
+    informed = {v["prov:informed"]: v["prov:informant"] for v in doc["wasInformedBy"].values()}
+    assert informed["run:rank-0/context/training_lod3"] == "run:rank-0/context/training_lod2"
+    assert informed["run:rank-0/context/training_lod2"] == "run:rank-0/context/training"
+    assert informed["run:rank-0/context/training"] == "run:rank-0"
+    lod2 = doc["activity"]["run:rank-0/context/training_lod2"]
+    assert lod2["yprov:parent_context"] == "training" and lod2["yprov:source_of_data"] == "loader"
+    view = yprov4ml.load_run(run.run_dir)
+    assert view.context_path("training_lod3") == "training/training_lod2/training_lod3"
+    shown = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "show", str(run.run_dir)],
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "loss@training/training_lod2/training_lod3" in shown and "loss@training " in shown

@@ -10,9 +10,11 @@
 from .version import __version__  # noqa: E402
 from .api import (  # noqa: E402
     active_run,
+    create_context,
     end_run,
     log_artifact,
     log_carbon_metrics,
+    log_context,
     log_current_execution_time,
     log_dataset,
     log_execution_end_time,
@@ -60,7 +62,7 @@ __all__ = [
     "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
     "log_execution_end_time", "log_flops_per_batch", "log_flops_per_epoch", "load_run", "Contexts",
     "get_run_dir", "get_artifacts_dir", "start_run_ctx", "log_execution_command", "log_model_memory_footprint",
-    "MetricsType", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
+    "MetricsType", "log_context", "create_context", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
     "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
     "ForkedProcessError", "DocumentError", "MissingDependencyError",
 ]

@@ -168,6 +168,17 @@ def log_metrics(metrics: dict[str, float], context: Context | str | None = None,
     _current("log_metrics").log_metrics(metrics, context, step, timestamp)
 
 
+def log_context(context: Context | str, is_subcontext_of: Context | str | None = None,
+                source_of_data: str | None = None) -> None:
+    """Declare a context, as part of ``is_subcontext_of`` (nested contexts, as upstream 3.x has them)."""
+    _current("log_context").log_context(context, is_subcontext_of, source_of_data)
+
+
+def create_context(context: Context | str, is_subcontext_of: Context | str | None = None) -> None:
+    """Upstream's earlier name of :func:`log_context`."""
+    _current("create_context").log_context(context, is_subcontext_of)
+
+
 def log_param(key: str, value: Any, context: Context | str | None = None, source: str | None = None,
               is_input: bool = False) -> None:
     """Record a parameter (once per key); with ``context``, used by that context's activity (upstream's form)."""

@@ -91,6 +91,8 @@ class RunRecord:
     metrics: dict[tuple[str, str], MetricSeries] = field(default_factory=dict)
     metric_sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # upstream's ``source``
     metric_exports: dict[tuple[str, str], str] = field(default_factory=dict)  # the CSV/netCDF/... copy's path
+    context_parents: dict[str, str] = field(default_factory=dict)  # a sub-context → the context it is part of
+    context_sources: dict[str, str] = field(default_factory=dict)  # upstream's ``source_of_data``
     artifacts: list[FileEntity] = field(default_factory=list)
     models: list[ModelVersion] = field(default_factory=list)
     datasets: list[DatasetInfo] = field(default_factory=list)
@@ -99,6 +101,23 @@ class RunRecord:
     environment: dict[str, Any] = field(default_factory=dict)
     resource_usage: dict[str, Any] = field(default_factory=dict)
     randomness: dict[str, Any] = field(default_factory=dict)  # RNG states file, generators used and seeded
+
+    def nest_context(self, context: str, parent: str | None, source: str | None, when: float) -> None:
+        """Declare ``context`` (under ``parent``); a loop or a second, different parent is refused."""
+        if parent is not None:
+            known = self.context_parents.get(context)
+            if known is not None and known != parent:
+                raise ValueError(f"context {context!r} is already part of {known!r}; a context has one parent")
+            ancestor: str | None = parent
+            while ancestor is not None:
+                if ancestor == context:
+                    raise ValueError(f"context {context!r} under {parent!r} would make a loop of contexts")
+                ancestor = self.context_parents.get(ancestor)
+            self.context_parents[context] = parent
+            self.touch_context(parent, when)
+        if source is not None:
+            self.context_sources[context] = source
+        self.touch_context(context, when)
 
     def touch_context(self, context: str, when: float) -> None:
         """Widen the time span of ``context`` to include ``when``."""

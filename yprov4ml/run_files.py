@@ -48,6 +48,20 @@ def _check_copy_size(tree: Path) -> None:
 class FileDirectives:
     """log_param, log_artifact, save_model_version, log_model, log_dataset; mixed into ``Run``."""
 
+    def log_context(self, context: Context | str, is_subcontext_of: Context | str | None = None,
+                    source_of_data: str | None = None) -> None:
+        """Declare a context, as part of another one (upstream's nested contexts) and with where its data
+        comes from; its activity is informed by its parent's activity instead of the run's."""
+        name = as_context(context).name
+        parent = as_context(is_subcontext_of).name if is_subcontext_of is not None else None
+        if source_of_data is not None and not isinstance(source_of_data, str):
+            raise ValueError(f"context {name!r}: source_of_data {source_of_data!r} must be a string")
+        with self._lock:
+            self._check_open("log_context")
+            when = _now()
+            self.record.nest_context(name, parent, source_of_data, when)
+            self.journal.write("context", context=name, parent=parent, source=source_of_data, time=when)
+
     def log_param(self, key: str, value: Any, context: Context | str | None = None, source: str | None = None,
                   is_input: bool = False) -> None:
         """Record a parameter. A key is logged once; the same value again is accepted. With ``context``, the

@@ -56,12 +56,18 @@ def build_document(record: RunRecord) -> ProvDocument:
     doc.actedOnBehalfOf(software, person)
 
     contexts = {}
-    for name, (first, last) in sorted(record.context_times.items()):
+
+    def depth(name: str) -> int:  # parents before their sub-contexts (nest_context refuses loops)
+        return 0 if name not in record.context_parents else 1 + depth(record.context_parents[name])
+
+    for name, (first, last) in sorted(record.context_times.items(), key=lambda item: (depth(item[0]), item[0])):
+        parent = record.context_parents.get(name)
         ctx = doc.activity(context_activity_id(rank, name), timestamp(first), timestamp(last), {
             PROV_TYPE: prov_kind("yprov:Context"), PROV_LABEL: name, "yprov:context": name,
             "yprov:duration_s": last - first,
+            **_attrs({"parent_context": parent, "source_of_data": record.context_sources.get(name)}),
         })
-        doc.wasInformedBy(ctx, run)
+        doc.wasInformedBy(ctx, contexts.get(parent, run))  # a sub-context is part of its parent's activity
         contexts[name] = ctx
 
     def activity_for(context: str | None):

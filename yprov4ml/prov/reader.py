@@ -46,7 +46,16 @@ class RunView:
     source: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     randomness: dict[str, Any] = field(default_factory=dict)  # RNG states file, generators used and seeded
+    contexts: dict[str, str | None] = field(default_factory=dict)  # every context → its parent context, or None
     problems: list[str] = field(default_factory=list)  # damaged or missing metric data, said plainly
+
+    def context_path(self, context: str) -> str:
+        """``training/lod2/lod3``: a context after the contexts it is part of (a loop read from a file stops)."""
+        path, seen = [context], {context}
+        while (parent := self.contexts.get(path[0])) and parent not in seen:
+            path.insert(0, parent)
+            seen.add(parent)
+        return "/".join(path)
 
     def metric(self, key: str, context: str = "training") -> MetricData:
         """One series; KeyError lists the series that exist."""
@@ -83,6 +92,12 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
         status=str(info.get("status", "UNKNOWN")), rank=found.rank, world_size=found.world_size,
         start_time=info.get("prov:startTime"), end_time=info.get("prov:endTime"), error=info.get("error"), run=info,
     )
+    for element in (doc.get("activity") or {}).values():
+        if isinstance(element, dict) and prov_type(element) == "yprov:Context":
+            found_attrs = attributes(element)
+            parent = found_attrs.get("parent_context")
+            view.contexts[str(found_attrs.get("context", found_attrs.get("prov:label", "")))] = \
+                parent if isinstance(parent, str) else None
     for element in (doc.get("agent") or {}).values():
         if isinstance(element, dict) and prov_type(element) == "prov:Person":
             view.user = str(attributes(element).get("prov:label", ""))

@@ -65,6 +65,13 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
             series = MetricSeries.from_file(run_dir / event["path"], event["path"], event["key"], event["context"],
                                             rank, event.get("unit"))
             record.metrics[event["key"], event["context"]] = series
+        elif kind == "context" and isinstance(event.get("context"), str) and isinstance(event.get("time"), float):
+            parent, source = event.get("parent"), event.get("source")
+            try:
+                record.nest_context(event["context"], parent if isinstance(parent, str) else None,
+                                    source if isinstance(source, str) else None, event["time"])
+            except ValueError:  # a damaged journal's loop of contexts: the context stays, without the parent
+                record.touch_context(event["context"], event["time"])
         elif kind == "metric_source" and isinstance(event.get("source"), str):
             record.metric_sources.setdefault((event.get("key"), event.get("context")), []).append(event["source"])
         elif kind == "artifact":

@@ -25,7 +25,7 @@ def summary(view: RunView) -> dict[str, Any]:
     metrics = {}
     for (key, context), data in sorted(view.metrics.items()):
         finite = _finite(data.values)  # NaN is no minimum or maximum, as in the series summary
-        metrics[f"{key}@{context}"] = {"count": len(data), "last": data.values[-1] if data.values else None,
+        metrics[f"{key}@{view.context_path(context)}"] = {"count": len(data), "last": data.values[-1] if data.values else None,
                                        "min": min(finite, default=None), "max": max(finite, default=None)}
     energy = {k: v for k, v in view.run.items() if ("energy" in k or "emissions" in k) and k != "energy_country"}
     return {"run_id": view.run_id, "experiment": view.experiment, "status": view.status, "error": view.error,
@@ -53,9 +53,10 @@ def render(s: dict[str, Any]) -> str:
         lines.append("params:")
         lines += [f"  {key} = {value!r}" for key, value in sorted(s["params"].items())]
     if s["metrics"]:
-        lines.append("metrics:" + " " * 30 + "count        last         min         max")
-        lines += [f"  {name:36.36s} {m['count']:5d} {_figure(m['last'])} {_figure(m['min'])} {_figure(m['max'])}"
-                  for name, m in s["metrics"].items()]
+        width = min(max(36, *(len(name) for name in s["metrics"])), 80)  # nested contexts make long names
+        lines.append("metrics:" + " " * (width - 6) + "count        last         min         max")
+        lines += [f"  {name:{width}.{width}s} {m['count']:5d} {_figure(m['last'])} {_figure(m['min'])} "
+                  f"{_figure(m['max'])}" for name, m in s["metrics"].items()]
     if s["datasets"]:
         lines.append("datasets:")
         for label, attrs in s["datasets"].items():
