@@ -62,7 +62,7 @@ def test_metadata_comes_from_pyproject_then_environment_then_arguments(tmp_path)
 @pytest.fixture(scope="module")
 def published_run(tmp_path_factory):
     """A real torch run ended with end_run(crate_ro_crate=True, create_card=True), with energy measured."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     base = tmp_path_factory.mktemp("published")
     script = base / "train.py"
     script.write_text(f"""

@@ -182,3 +182,30 @@ def test_nested_contexts_as_upstreams_examples_build_them(save_dir):
     shown = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "show", str(run.run_dir)],
                            capture_output=True, text=True, timeout=60).stdout
     assert "loss@training/training_lod2/training_lod3" in shown and "loss@training " in shown
+
+
+def test_log_artifact_in_upstreams_form(save_dir, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("lr sweep\n")
+    with yprov4ml.start_run("www.example.org", "artifacts", save_dir) as run:
+        yprov4ml.log_artifact("notes", str(notes), yprov4ml.Context.TRAINING)  # upstream: name, path, context
+        yprov4ml.log_artifact("cfg", str(notes), "validation", "config-loader", 3, True, "configs", False, True,
+                              {"owner": "ada", "version": 2})
+        yprov4ml.log_artifact(artifact_name="ref", artifact_path=str(notes), log_copy_in_prov_directory=False)
+        yprov4ml.log_artifact(str(notes), yprov4ml.Context.TRAINING, name="paper")  # the paper's form
+        with pytest.raises(yprov4ml.ArtifactError, match="other_attrs key"):
+            yprov4ml.log_artifact("bad", str(notes), other_attrs={"a b": 1})
+        with pytest.raises(yprov4ml.ArtifactError, match="does not exist"):
+            yprov4ml.log_artifact("ghost", str(tmp_path / "missing.txt"))
+    doc = assert_valid_prov(run.prov_path)
+    artifacts = {v["prov:label"]: v for v in doc["entity"].values() if prov_type(v) == "yprov:Artifact"}
+    assert set(artifacts) == {"notes", "cfg", "ref", "paper"}  # the refused calls recorded nothing
+    assert artifacts["notes"]["prov:location"] == "artifacts/rank0/notes.txt"
+    assert artifacts["notes"]["yprov:context"] == "training"
+    cfg = artifacts["cfg"]
+    assert cfg["prov:location"] == "artifacts/rank0/configs/notes.txt" and cfg["yprov:step"]["$"] == "3"
+    assert cfg["yprov:source"] == "config-loader" and cfg["yprov:is_input"] is True
+    assert cfg["yprov:owner"] == "ada" and cfg["yprov:version"]["$"] == "2" and cfg["yprov:context"] == "validation"
+    assert artifacts["ref"]["prov:location"] == str(notes.resolve())  # referenced, not copied
+    assert (run.run_dir / "artifacts" / "rank0" / "configs" / "notes.txt").read_text() == "lr sweep\n"
+    assert _used_by(doc, "cfg") == "run:rank-0/context/validation"

@@ -190,10 +190,19 @@ def log_params(params: dict[str, Any]) -> None:
     _current("log_params").log_params(params)
 
 
-def log_artifact(artifact_path: str | os.PathLike, context: Context | str | None = None,
-                 step: int | None = None, timestamp: float | None = None, **options: Any) -> FileEntity | None:
-    """Record a file or directory the run used or produced (``is_input=True`` for inputs)."""
-    return _current("log_artifact").log_artifact(artifact_path, context, step, timestamp, **options)
+def log_artifact(artifact_path: str | os.PathLike | None = None, context: Context | str | None = None,
+                 step: int | None = None, timestamp: float | None = None, *upstream: Any,
+                 **options: Any) -> FileEntity | None:
+    """Record a file or directory the run used or produced (``is_input=True`` for inputs).
+
+    Upstream 3.x's form works too: ``log_artifact(name, path, context, source, step, log_copy_in_prov_directory,
+    log_copy_subdirectory, is_model, is_input, other_attrs)`` — told apart by the first argument, which then
+    names no existing file while the second does.
+    """
+    from .integrations.upstream_forms import artifact_call
+
+    args, keywords = artifact_call(artifact_path, context, step, timestamp, upstream, options)
+    return _current("log_artifact").log_artifact(*args, **keywords)
 
 
 def save_model_version(model: Any, model_name: str | None = None, context: Context | str | None = None,

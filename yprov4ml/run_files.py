@@ -107,12 +107,15 @@ class FileDirectives:
 
     def log_artifact(self, artifact_path: str | os.PathLike, context: Context | str | None = None,
                      step: int | None = None, timestamp: float | None = None, *, name: str | None = None,
-                     is_input: bool = False, copy: bool = True) -> FileEntity:
-        """Record a file or directory: copied under ``artifacts/`` (or referenced with ``copy=False``)."""
+                     is_input: bool = False, copy: bool = True, attributes: dict[str, Any] | None = None,
+                     file_name: str | None = None) -> FileEntity:
+        """Record a file or directory: copied under ``artifacts/`` (or referenced with ``copy=False``) as
+        ``file_name`` (default: its name); ``attributes`` go on its entity."""
         self._check_open("log_artifact")
         source = Path(artifact_path)
         if not source.exists():
-            raise ArtifactError(f"artifact {os.fspath(artifact_path)!r} does not exist: write it before logging it")
+            raise ArtifactError(f"artifact {os.fspath(artifact_path)!r} does not exist: write it before logging it "
+                                "(upstream's order, name then path, is understood when the path exists)")
         when = _now() if timestamp is None else as_time(timestamp)
         ctx = as_context(context).name if context is not None else None
         name = name if name is not None else source.name
@@ -123,7 +126,8 @@ class FileDirectives:
             _check_copy_size(source)
         if copy:
             with self._lock:
-                target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}", name))
+                target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}",
+                                                redact_text(file_name)[0] if file_name else name))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 placeholder = target.with_name(f".{target.name}.partial")
                 if source.is_dir():
@@ -140,7 +144,8 @@ class FileDirectives:
         size, digest = tree_size_and_sha256(target)
         item = FileEntity(name=name, path=stored, size=size, sha256=digest,
                           time=when, context=ctx, step=None if step is None else as_step(step, name),
-                          is_input=is_input, original_path=redact_text(str(source.resolve()))[0])
+                          is_input=is_input, original_path=redact_text(str(source.resolve()))[0],
+                          attributes=dict(attributes or {}))
         self._add_file("artifact", item, self.record.artifacts)
         return item
 
