@@ -148,12 +148,19 @@ def log_metric(key: str, value: float, context: Context | str | None = None, ste
     ``source`` says where the points come from; upstream's positional order (key, value, context, step,
     source, timestamp) works too: a string in fifth place is the source.
     """
-    run = state._active
-    if run is None:
-        raise _no_run("log_metric")
     if source is None:
-        run.log_metric(key, value, context, step, timestamp)
-        return
+        try:  # the hot path: one attribute read and one call (no None check: the try costs nothing)
+            return state._active.log_metric(key, value, context, step, timestamp)
+        except AttributeError:
+            if state._active is None:
+                raise _no_run("log_metric") from None
+            raise
+    _log_metric_from(key, value, context, step, timestamp, source)
+
+
+def _log_metric_from(key: str, value: float, context: Any, step: Any, timestamp: Any, source: Any) -> None:
+    """log_metric with a source (slow path)."""
+    run = _current("log_metric")
     if isinstance(timestamp, str):  # upstream's order: the source came fifth, the timestamp sixth
         timestamp, source = source, timestamp
     if not isinstance(source, str) or not source:  # checked before the point is taken: nothing half-logged
