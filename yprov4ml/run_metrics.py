@@ -230,9 +230,7 @@ class MetricDirectives:
         from .capture.flops import forward_flops
 
         self._check_open("log_flops_per_batch")
-        flops = forward_flops(model, batch)
-        self._log_figures([(label, float(flops), "FLOP")], context, step)
-        return flops
+        return self._log_flops(label, forward_flops(model, batch), context, step)
 
     def log_flops_per_epoch(self, label: str, model: Any, dataset: Any, context: Context | str | None = None,
                             step: int | None = None) -> int:
@@ -240,6 +238,8 @@ class MetricDirectives:
         from .capture.flops import epoch_flops
 
         self._check_open("log_flops_per_epoch")
-        flops = epoch_flops(model, dataset)
+        return self._log_flops(label, epoch_flops(model, dataset), context, step)
+
+    def _log_flops(self, label: str, flops: int, context: Any, step: int | None) -> int:
         self._log_figures([(label, float(flops), "FLOP")], context, step)
         return flops
