@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,22 +60,6 @@ class PublicationMetadata:
     description: str | None = None
     url: str | None = None  # where the workflow or code lives (a repository)
     source: str = "none"  # where it was read from, for messages
-    problems: tuple[str, ...] = field(default=(), compare=False)
-
-    def missing_for_recommended(self) -> list[str]:
-        """The metadata a crate needs to be clean at RECOMMENDED, in words a user can act on."""
-        missing = []
-        if not self.authors:
-            missing.append("authors (name, ORCID, affiliation)")
-        elif any(a.affiliation is None for a in self.authors):
-            missing.append("an affiliation for every author")
-        if not self.license:
-            missing.append("license (an SPDX id such as 'CC-BY-4.0' or 'MIT')")
-        if self.publisher is None:
-            missing.append("publisher (an organisation: name and url)")
-        if not self.version:
-            missing.append("version (of the workflow)")
-        return missing
 
 
 def normalise_orcid(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..publish.metadata import PublicationMetadata, load_metadata
@@ -34,8 +35,10 @@ def metadata_from(args: argparse.Namespace, start: Path | None = None) -> Public
             authors.append({k: v.strip() for k, v in (("name", name), ("orcid", orcid),
                                                       ("affiliation", affiliation)) if v.strip()})
     publisher = {"name": args.publisher, "url": args.publisher_url} if args.publisher else None
-    return load_metadata(start, file=args.metadata, authors=authors, license=args.license, publisher=publisher,
-                         name=args.name, version=args.work_version, keywords=args.keyword, url=args.url)
+    metadata = load_metadata(start, file=args.metadata, authors=authors, license=args.license, publisher=publisher,
+                             name=args.name, version=args.work_version, keywords=args.keyword, url=args.url)
+    print(f"publication metadata from: {metadata.source}", file=sys.stderr)  # which file, if any, was used
+    return metadata
 
 
 def _crate(args: argparse.Namespace) -> int:
