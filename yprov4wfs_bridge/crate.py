@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yprov4ml.collectors.energy import summed_totals
 from yprov4ml.prov.decode import RankDocument, document_files
 from yprov4ml.prov.document import VOCABULARY
 from yprov4ml.publish.card import CARD
 from yprov4ml.publish.crate_check import CrateReport, validate_crate
-from yprov4ml.publish.crate_kit import PROV_JSON, STATUS, CrateKit, iso_time, ref, refs
+from yprov4ml.publish.crate_kit import PROV_JSON, CrateKit, action_record, action_status, iso_time, ref, refs
 from yprov4ml.publish.metadata import PublicationMetadata
 from yprov4ml.storage.names import safe_part
 from yprov4ml.version import __version__
@@ -45,11 +46,7 @@ def _usage(task: dict[str, Any], documents: list[RankDocument]) -> list[dict[str
     figures: dict[str, float] = {}
     if task.get("start_time") and task.get("end_time"):
         figures["task_wall_time_s"] = task["end_time"] - task["start_time"]
-    for doc in documents:
-        for name in USAGE_FIGURES:
-            value = doc.run.get(name)
-            if isinstance(value, (int, float)):
-                figures[name] = figures.get(name, 0.0) + value
+    figures.update(summed_totals(doc.run for doc in documents))
     units = {**USAGE_FIGURES, "task_wall_time_s": ("s", "SEC")}
     return [{"@id": f"#usage-{task['id']}-{name}", "@type": "PropertyValue", "name": name, "value": value,
              "propertyID": f"{VOCABULARY}{name}", "unitText": units[name][0], "unitCode": UNECE + units[name][1]}
@@ -157,7 +154,7 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
                  "object": refs([data_files[d] for d in task["inputs"]]),
                  "result": refs([data_files[d] for d in task["outputs"]]),
                  "agent": refs([agents[a] for a in task["agents"] if a in agents])}
-        _times_and_status(props, task)
+        props.update(_record(task))
         usage = _usage(task, task_docs)
         for value in usage:
             kit.add(value.pop("@id"), value)
@@ -168,7 +165,7 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
         controls.append(kit.add(f"#control-{task['id']}", {"@type": "ControlAction", "name": f"run {task['id']}",
                                                             "instrument": ref(steps[task["id"]]),
                                                             "object": ref(action),
-                                                            **_status_only(task)}))
+                                                            **action_status(task["status"])}))
 
         for doc in task_docs:
             run_dir = doc.path.parent.resolve()
@@ -192,15 +189,14 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
                  "object": refs([data_files[d] for d in data_files if d not in produced and d in consumed]),
                  "result": refs([data_files[d] for d in data_files if d in produced]),
                  "agent": refs(list(agents.values()))}
-    _times_and_status(run_props, manifest)
+    run_props.update(_record(manifest))
     if gaps:
         run_props["description"] = "Recorded gaps: " + "; ".join(gaps)
     workflow_run = kit.add("#workflow-run", run_props)
     kit.add("#organize", {"@type": "OrganizeAction", "name": "yprov4wfs_bridge orchestration",
                           "instrument": ref(engine), "object": refs(controls), "result": ref(workflow_run),
-                          **({"startTime": iso_time(manifest["start_time"])} if manifest.get("start_time") else {}),
-                          **({"endTime": iso_time(manifest["end_time"])} if manifest.get("end_time") else {}),
-                          **_status_only(manifest)})
+                          **action_record(manifest.get("start_time"), manifest.get("end_time"),
+                                          manifest["status"], None)})
     for name, path in prov_files.items():
         add_file(path, f"provenance/{path.name}", {"name": name, "encodingFormat": "application/json",
                                                    "conformsTo": {"@id": PROV_JSON},
@@ -222,18 +218,6 @@ def _agent(kit: CrateKit, agent: dict[str, Any], metadata: PublicationMetadata) 
                                              else "Person", "name": agent["name"]})
 
 
-def _status_only(record: dict[str, Any]) -> dict[str, Any]:
-    status = STATUS.get(record["status"])
-    return {"actionStatus": status} if status else {}
-
-
-def _times_and_status(props: dict[str, Any], record: dict[str, Any]) -> None:
-    """startTime, endTime, actionStatus and error of a task or workflow record, as the profiles want them."""
-    for key, name in (("start_time", "startTime"), ("end_time", "endTime")):
-        if record.get(key):
-            props[name] = iso_time(record[key])
-    props.update(_status_only(record))
-    if record.get("error") and props.get("actionStatus") == STATUS["FAILED"]:
-        props["error"] = record["error"]
-
-
+def _record(record: dict[str, Any]) -> dict[str, Any]:
+    """The action properties of a task or workflow record of the manifest."""
+    return action_record(record.get("start_time"), record.get("end_time"), record["status"], record.get("error"))

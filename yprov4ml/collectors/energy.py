@@ -30,6 +30,19 @@ FIGURES = (
     ("gpu_power_w", "gpu_power", "W"),
     ("ram_power_w", "ram_power", "W"),
 )
+# The cumulative figures, kept on the run activity as ``total_<name>`` at end_run.
+TOTALS = ("emissions_kg", "energy_consumed_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
+
+
+def summed_totals(runs: Any) -> dict[str, float]:
+    """``total_<name>`` summed over run activities' attributes (the ranks of a run, the runs of a task)."""
+    sums: dict[str, float] = {}
+    for run in runs:
+        for name in (f"total_{figure}" for figure in TOTALS):
+            value = run.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                sums[name] = sums.get(name, 0.0) + float(value)
+    return sums
 
 
 class EnergyTracker:
@@ -110,7 +123,7 @@ class EnergyTracker:
         """The run-level figures for the PROV run activity (after a final measurement)."""
         figures = {name: value for name, value, _ in self.measure()} if self._tracker else {}
         out: dict[str, Any] = {"energy_country": self.country}
-        for name in ("emissions_kg", "energy_consumed_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh"):
+        for name in TOTALS:
             if name in figures:
                 out[f"total_{name}"] = figures[name]
         if self.unavailable:

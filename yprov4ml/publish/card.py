@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..collectors.energy import summed_totals
 from ..prov.reader import RunView, load_run
 from ..storage.files import atomic_write_text
 from ..storage.layout import rank_documents
@@ -63,28 +64,15 @@ def _final(view: RunView) -> list[tuple[str, str, float, int, float, float]]:
     return rows
 
 
-def _energy(views: list[RunView]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for view in views:
-        for name in ("total_emissions_kg", "total_energy_consumed_kwh", "total_cpu_energy_kwh",
-                     "total_gpu_energy_kwh", "total_ram_energy_kwh"):
-            value = view.run.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                totals[name] = totals.get(name, 0.0) + float(value)
-    return totals
-
-
 def _views(run_dir: Path) -> list[RunView]:
     """Every rank of the run (rank 0 first); a rank document's path also names its run."""
     run_dir = run_dir.parent if run_dir.is_file() else run_dir
     return [load_run(path) for path in rank_documents(run_dir)] or [load_run(run_dir)]
 
 
-def header(views: list[RunView], metadata: PublicationMetadata) -> dict[str, Any]:
-    """The YAML metadata of the card."""
-    view = views[0]
-    results = _final(view)
-    energy = _energy(views)
+def header(view: RunView, results: list[tuple], energy: dict[str, float],
+           metadata: PublicationMetadata) -> dict[str, Any]:
+    """The YAML metadata of the card: rank 0's record, its result series and the run's summed energy."""
     meta: dict[str, Any] = {}
     if metadata.license:
         meta["license"] = metadata.license.lower()  # the Hub's identifiers are lower-case SPDX ids
@@ -127,7 +115,9 @@ def render_card(run_dir: str | Path, metadata: PublicationMetadata | None = None
     metadata = metadata or PublicationMetadata()
     views = _views(Path(run_dir))
     view = views[0]
-    lines = ["---", *to_yaml(header(views, metadata)), "---", "",
+    results = _final(view)
+    energy = summed_totals(v.run for v in views)
+    lines = ["---", *to_yaml(header(view, results, energy, metadata)), "---", "",
              f"# Model card: {metadata.name or view.experiment}", "",
              f"Run `{view.run_id}` of experiment `{view.experiment}`: {view.status}, {view.world_size} rank(s), "
              f"from {view.start_time} to {view.end_time}. Everything below is read from the run's PROV-JSON record.",
@@ -157,12 +147,10 @@ def render_card(run_dir: str | Path, metadata: PublicationMetadata | None = None
     lines += ["", f"Launched as `{view.run.get('command_line', '?')}` ({view.run.get('launcher', 'none')} launcher, "
               f"{view.world_size} rank(s)); wall time {_value(view.run.get('wall_time_s', '?'))} s."]
     lines += ["", "## Results", ""]
-    results = _final(view)
     lines += _table([[k, c, _value(v), s, _value(lo), _value(hi)] for k, c, v, s, lo, hi in results],
                     ["metric", "context", "final", "at step", "min", "max"]) if results \
         else ["No result metric was recorded."]
     lines += ["", "## Energy and emissions", ""]
-    energy = _energy(views)
     lines += _table([[name.removeprefix("total_"), _value(value)] for name, value in energy.items()],
                     ["figure (summed over ranks)", "value"]) if energy \
         else ["Energy was not measured in this run (start it with energy tracking to record it)."]

@@ -66,6 +66,22 @@ def iso_time(value: float | str | None) -> str | None:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
 
 
+def action_status(status: str) -> dict[str, str]:
+    """``actionStatus`` of an action, when its status is one the profiles accept (none for RUNNING)."""
+    found = STATUS.get(status)
+    return {"actionStatus": found} if found else {}
+
+
+def action_record(start: float | str | None, end: float | str | None, status: str, error: Any) -> dict[str, Any]:
+    """startTime, endTime, actionStatus and error of an action, as the run-crate profiles want them: the error
+    only on a failed action."""
+    props = {name: iso_time(value) for name, value in (("startTime", start), ("endTime", end)) if value}
+    props.update(action_status(status))
+    if error and props.get("actionStatus") == STATUS["FAILED"]:
+        props["error"] = str(error)
+    return props
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
 

@@ -18,7 +18,7 @@ from ..prov.decode import RankDocument, attributes, document_files, load_rank_do
 from ..prov.document import VOCABULARY
 from ..storage.layout import rank_documents
 from .card import CARD
-from .crate_kit import PROV_JSON, STATUS, CrateKit, iso_time, ref, refs
+from .crate_kit import PROV_JSON, CrateKit, action_record, ref, refs
 from .metadata import PublicationMetadata
 
 CRATE = "crate"
@@ -101,13 +101,8 @@ def build_run_crate(run_dir: str | Path, target: str | Path | None = None,
             "description": f"{experiment} run {doc.run_id}, rank {doc.rank} of {doc.world_size}: {doc.status}",
             "instrument": ref(_program(kit, doc, metadata)), "agent": kit.root["author"],
             "object": refs(used), "result": refs(made)}
-        for key, name in (("prov:startTime", "startTime"), ("prov:endTime", "endTime")):
-            if doc.run.get(key):
-                props[name] = iso_time(doc.run[key])
-        if STATUS.get(doc.status):
-            props["actionStatus"] = STATUS[doc.status]
-        if doc.run.get("error") and doc.status != "FINISHED":
-            props["error"] = str(doc.run["error"])
+        props.update(action_record(doc.run.get("prov:startTime"), doc.run.get("prov:endTime"), doc.status,
+                                   doc.run.get("error")))
         actions.append(kit.add(f"#rank-{doc.rank}", props))
         prov_entity = files.get(doc.path)
         if prov_entity is not None:
