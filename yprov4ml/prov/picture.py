@@ -92,7 +92,6 @@ class Picture:
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: set[tuple[str, str, str]] = field(default_factory=set)
     clusters: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)  # path → (label, level)
-    _pending: dict[str, list[str]] = field(default_factory=dict)  # folded items of nodes not yet declared
 
     def cluster(self, path: tuple[str, ...], label: str, level: str) -> tuple[str, ...]:
         self.clusters.setdefault(path, (label, level))
@@ -109,13 +108,14 @@ class Picture:
         puts given QNames in clusters of their own); returns its QName → node key map."""
         prefixes = prefixes_of(document)
         folded: dict[str, str] = {}  # QName → node key
+        links = relations(document)
         users: dict[str, str] = {}  # entity → the activity it is folded into
-        for source, target, relation in relations(document):
+        for source, target, relation in links:
             if relation == "used":
                 users.setdefault(target, source)
             elif relation == "wasGeneratedBy":
                 users.setdefault(source, target)  # a metric series belongs to the activity that made it
-        for kind in ELEMENTS:
+        for kind in ("activity", "agent", "entity"):  # activities first: parameters fold into their labels
             for qname, element in (document.get(kind) or {}).items():
                 if not isinstance(element, dict):
                     continue
@@ -123,9 +123,9 @@ class Picture:
                 label = str(attrs.get("prov:label") or qname)
                 key = iri(qname, prefixes)
                 owner = users.get(qname)
-                if kind_of == "yprov:Parameter" and owner:  # folded into the activity that used it
-                    folded[qname] = iri(owner, prefixes)
-                    self._later_item(folded[qname], f"{attrs.get('key', label)} = {attrs.get('value')}")
+                if kind_of == "yprov:Parameter" and owner and iri(owner, prefixes) in self.nodes:
+                    folded[qname] = iri(owner, prefixes)  # folded into the activity that used it
+                    self.nodes[folded[qname]].items.append(f"{attrs.get('key', label)} = {attrs.get('value')}")
                     continue
                 if kind_of == "yprov:MetricSeries" and owner and not expand_metrics:
                     group = f"{iri(owner, prefixes)}#metrics"
@@ -152,18 +152,15 @@ class Picture:
                     label = f"{attrs.get('key', label)} ({attrs.get('context', '')}, {attrs.get('count', '?')} pts)"
                 where = () if kind == "agent" else (placed or {}).get(qname, cluster)
                 folded[qname] = self.node(key, label, kind, where)
-        for qname, key in list(folded.items()):
-            if key in self._pending:
-                self.nodes[key].items.extend(self._pending.pop(key))
-        self._fold_software_agents(document, folded, prefixes)
-        for source, target, relation in relations(document):
+        self._fold_software_agents(document, links, folded, prefixes)
+        for source, target, relation in links:
             self.edge(folded.get(source, iri(source, prefixes)), folded.get(target, iri(target, prefixes)), relation)
         return folded
 
-    def _fold_software_agents(self, document: dict[str, Any], folded: dict[str, str],
-                              prefixes: dict[str, str]) -> None:
+    def _fold_software_agents(self, document: dict[str, Any], links: list[tuple[str, str, str]],
+                              folded: dict[str, str], prefixes: dict[str, str]) -> None:
         """A software agent acting on behalf of a person (yprov4ml for the user) joins the person's node."""
-        for delegate, responsible, relation in relations(document):
+        for delegate, responsible, relation in links:
             agent = (document.get("agent") or {}).get(delegate)
             if relation == "actedOnBehalfOf" and isinstance(agent, dict) and prov_type(agent) == "prov:SoftwareAgent":
                 person = folded.get(responsible, iri(responsible, prefixes))
@@ -192,9 +189,6 @@ class Picture:
         """``outer`` sits in a cluster that contains ``inner``'s cluster, strictly deeper."""
         a, b = self.nodes[outer].cluster, self.nodes[inner].cluster
         return len(a) < len(b) and b[:len(a)] == a
-
-    def _later_item(self, key: str, text: str) -> None:
-        (self.nodes[key].items if key in self.nodes else self._pending.setdefault(key, [])).append(text)
 
     def to_dot(self, title: str = "") -> str:
         """DOT source: one subgraph cluster per cluster path, nested."""
