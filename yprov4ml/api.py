@@ -16,9 +16,10 @@ from .context import Context
 from .distributed.noop import NoOpRun
 from .distributed.ranks import resolve_ranks
 from .distributed.run_id import agree_run_id
-from .errors import InvalidMetricError, RunAlreadyActiveError, RunNotActiveError
+from .errors import RunAlreadyActiveError, RunNotActiveError
 from .record import DatasetInfo, FileEntity, ModelVersion
 from .run import Run, check_options, mirror_uri
+from .values import checked_source
 
 
 def _no_run(directive: str) -> RunNotActiveError:
@@ -163,8 +164,7 @@ def _log_metric_from(key: str, value: float, context: Any, step: Any, timestamp:
     run = _current("log_metric")
     if isinstance(timestamp, str):  # upstream's order: the source came fifth, the timestamp sixth
         timestamp, source = source, timestamp
-    if not isinstance(source, str) or not source:  # checked before the point is taken: nothing half-logged
-        raise InvalidMetricError(f"metric {key!r}: source {source!r} must be a non-empty string")
+    checked_source(key, source)  # before the point is taken: nothing half-logged
     run.log_metric(key, value, context, step, timestamp)
     run.note_metric_source(key, context, source)
 

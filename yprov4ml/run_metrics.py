@@ -11,7 +11,7 @@ from .context import Context, as_context
 from .errors import InvalidMetricError, RunNotActiveError
 from .storage.names import UniqueNames
 from .storage.series import MetricSeries
-from .values import STEP_MAX, STEP_MIN, as_metric_value, as_step, as_time
+from .values import STEP_MAX, STEP_MIN, as_metric_value, as_step, as_time, checked_source
 
 _now = time.time
 
@@ -58,8 +58,7 @@ class MetricDirectives:
 
     def note_metric_source(self, key: str, context: Any, source: Any) -> None:
         """Record where the points of a series come from (upstream's ``source``), once per distinct source."""
-        if not isinstance(source, str) or not source:
-            raise InvalidMetricError(f"metric {key!r}: source {source!r} must be a non-empty string")
+        checked_source(key, source)
         name = as_context(context).name
         with self._lock:
             known = self.record.metric_sources.setdefault((key, name), [])

@@ -79,6 +79,13 @@ def same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def checked_source(key: Any, source: Any) -> str:
+    """A metric's ``source`` (where its points come from): non-empty text, else InvalidMetricError."""
+    if not isinstance(source, str) or not source:
+        raise InvalidMetricError(f"metric {key!r}: source {source!r} must be a non-empty string")
+    return source
+
+
 def _is_pathish(value: object) -> bool:
     return isinstance(value, (str, os.PathLike))
 
