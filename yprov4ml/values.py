@@ -90,6 +90,11 @@ def _is_pathish(value: object) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
+def names_existing_file(value: object) -> bool:
+    """Whether ``value`` is a path (text or PathLike) to something that exists."""
+    return _is_pathish(value) and os.path.exists(value)  # type: ignore[arg-type]
+
+
 def object_and_name(first: Any, second: Any, what: str, keywords: str) -> tuple[Any, Any]:
     """(object, name) from either order: the paper's ``(object, name)`` or upstream 3.x's ``(name, object)``.
 
@@ -101,7 +106,7 @@ def object_and_name(first: Any, second: Any, what: str, keywords: str) -> tuple[
         return first, second
     if not _is_pathish(second):
         return second, first  # upstream: (name, object)
-    first_exists, second_exists = os.path.exists(first), os.path.exists(second)
+    first_exists, second_exists = names_existing_file(first), names_existing_file(second)
     if first_exists != second_exists:
         return (first, second) if first_exists else (second, first)
     from .errors import ArtifactError

@@ -14,14 +14,11 @@ import re
 from typing import Any
 
 from ..errors import ArtifactError
+from ..values import names_existing_file
 
 UPSTREAM_REST = ("step", "log_copy_in_prov_directory", "log_copy_subdirectory", "is_model", "is_input",
                  "other_attrs")
 _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
-
-
-def _exists(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike)) and os.path.exists(value)
 
 
 def artifact_call(path: Any, context: Any, step: Any, timestamp: Any, rest: tuple,
@@ -33,7 +30,7 @@ def artifact_call(path: Any, context: Any, step: Any, timestamp: Any, rest: tupl
             options["artifact_name"] = options.get("artifact_name", path)
         path, name = options.pop("artifact_path", path), options.pop("artifact_name", None)
         return _upstream(path, name, context, None, step, timestamp, rest, options)
-    if rest or (not _exists(path) and _exists(context)):  # (name, path, context, source, step, ...)
+    if rest or (not names_existing_file(path) and names_existing_file(context)):  # (name, path, context, source, step, ...)
         return _upstream(context, path, step, timestamp, None, None, rest, options)
     return (path, context, step, timestamp), options
 
@@ -66,7 +63,7 @@ def _upstream(path: Any, name: Any, context: Any, source: Any, step: Any, timest
         file_name = f"{subdirectory}/{file_name}"
     copy = given.get("log_copy_in_prov_directory")
     keywords = {**options, "name": name if name is not None else options.get("name"),
-                "is_input": bool(given.get("is_input", options.get("is_input", False))),
+                "is_input": bool(given.get("is_input", False)),  # a keyword is_input was moved into given
                 "copy": options.get("copy", True) if copy is None else bool(copy),
                 "attributes": attributes, "file_name": file_name}
     return (path, context, step, timestamp), keywords
