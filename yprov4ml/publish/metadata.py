@@ -145,7 +145,7 @@ def _from_mapping(table: Mapping[str, Any], source: str) -> dict[str, Any]:
     return fields
 
 
-def _env_authors(text: str) -> list[dict[str, str]]:
+def parse_authors(text: str) -> list[dict[str, str]]:
     """``Name|ORCID|Affiliation; Name2|...`` — fields may be left empty."""
     authors = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
@@ -161,7 +161,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         value = environ.get(variable, "").strip()
         if not value or key == "publisher_url":
             continue
-        table[key] = _env_authors(value) if key == "authors" else value
+        table[key] = parse_authors(value) if key == "authors" else value
     if "publisher" in table:
         table["publisher"] = {"name": table["publisher"], "url": environ.get(ENV["publisher_url"]) or None}
     return _from_mapping(table, "environment variables YPROV4ML_*") if table else {}

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..publish.metadata import PublicationMetadata, load_metadata
+from ..publish.metadata import PublicationMetadata, load_metadata, parse_authors
 
 
 def metadata_options() -> argparse.ArgumentParser:
@@ -27,13 +27,7 @@ def metadata_options() -> argparse.ArgumentParser:
 
 def metadata_from(args: argparse.Namespace, start: Path | None = None) -> PublicationMetadata:
     """The metadata of a command line: its options over the file and the environment."""
-    authors = None
-    if args.author:
-        authors = []
-        for text in args.author:
-            name, orcid, affiliation = (text.split("|") + ["", ""])[:3]
-            authors.append({k: v.strip() for k, v in (("name", name), ("orcid", orcid),
-                                                      ("affiliation", affiliation)) if v.strip()})
+    authors = [a for text in args.author for a in parse_authors(text)] if args.author else None
     publisher = {"name": args.publisher, "url": args.publisher_url} if args.publisher else None
     metadata = load_metadata(start, file=args.metadata, authors=authors, license=args.license, publisher=publisher,
                              name=args.name, version=args.work_version, keywords=args.keyword, url=args.url)
