@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -209,3 +210,151 @@ def test_log_artifact_in_upstreams_form(save_dir, tmp_path):
     assert artifacts["ref"]["prov:location"] == str(notes.resolve())  # referenced, not copied
     assert (run.run_dir / "artifacts" / "rank0" / "configs" / "notes.txt").read_text() == "lr sweep\n"
     assert _used_by(doc, "cfg") == "run:rank-0/context/validation"
+
+
+def test_upstream_model_options_are_recorded_not_ignored(save_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    checkpoint = tmp_path / "pretrained.pt"
+    torch.save(net.state_dict(), checkpoint)
+    with yprov4ml.start_run("www.example.org", "model-options", save_dir) as run:
+        for epoch in range(2):  # upstream's example: (name, model, context, epoch)
+            yprov4ml.save_model_version("mnist_model_version", net, yprov4ml.Context.MODELS, epoch)
+        yprov4ml.save_model_version("latest", net, incremental=False)
+        yprov4ml.save_model_version("latest", net, None, "trainer", 7, False, other_attrs={"note": "second"})
+        yprov4ml.save_model_version("hub", str(checkpoint), log_copy_in_prov_directory=False, is_input=True)
+        yprov4ml.log_model("mnist_model_final", net, log_model_layers=True, is_input=False)
+        yprov4ml.log_model("bare", net, None, "me", False)  # upstream's 5th positional: log_model_info
+    view = yprov4ml.load_run(run.run_dir)
+    models = {(m["model_name"], m["version"]): m for m in view.models}
+    assert models["mnist_model_version", 2]["step"] == 1 and models["mnist_model_version", 2]["context"] == "models"
+    latest = [m for m in view.models if m["model_name"] == "latest"]
+    assert len(latest) == 1 and latest[0]["prov:location"] == "models/rank0/latest.pt"  # one file per name
+    assert latest[0]["source"] == "trainer" and latest[0]["step"] == 7 and latest[0]["note"] == "second"
+    hub = models["hub", 1]
+    assert hub["prov:location"] == str(checkpoint.resolve()) and hub["is_input"] is True  # referenced, not copied
+    assert not (run.run_dir / "models" / "rank0" / "hub.v1.pt").exists()
+    final = models["mnist_model_final", 1]
+    layers = json.loads((run.run_dir / final["layers_description"]).read_text())["layers"]
+    assert [(layer["name"], layer["type"], layer["parameters"]) for layer in layers] == \
+        [("0", "Linear", 15), ("1", "ReLU", 0), ("2", "Linear", 4)]
+    assert layers[0]["parameter_shapes"] == {"weight": [3, 4], "bias": [3]}
+    assert any(a["prov:location"] == final["layers_description"] for a in view.artifacts)
+    assert models["bare", 1]["source"] == "me" and "parameter_count" not in models["bare", 1]
+    used = _used_entities(run.run_dir)
+    assert any(e.get("yprov:model_name") == "hub" for e in used)  # an input model is used, not generated
+
+
+def _used_entities(run_dir):
+    doc = json.loads((run_dir / "prov.rank0.json").read_text())
+    used = {u["prov:entity"] for u in doc.get("used", {}).values()}
+    return [doc["entity"][e] for e in used if e in doc["entity"]]
+
+
+def test_upstream_dataset_options_and_keywords(save_dir):
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.arange(20.0).reshape(10, 2))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    with yprov4ml.start_run("www.example.org", "dataset-options", save_dir) as run:
+        yprov4ml.log_dataset("train_dataset", loader, yprov4ml.Context.TRAINING, "synthetic", True, {"split": "a"})
+        yprov4ml.log_dataset(dataset_label="val_dataset", dataset=data, log_dataset_info=False)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'shuffle'"):
+            yprov4ml.log_dataset("x", data, shuffle=True)
+    sets = {d["label"]: d for d in yprov4ml.load_run(run.run_dir).datasets}
+    assert set(sets) == {"train_dataset", "val_dataset"}
+    train, val = sets["train_dataset"], sets["val_dataset"]
+    assert train["batches"] == 3 and train["source"] == "synthetic" and train["split"] == "a"
+    assert "samples" not in val and val["sha256"] == train["sha256"]  # described less, still fingerprinted
+
+
+def test_log_source_code_with_git_stores_the_commit_and_the_uncommitted_diff(save_dir, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    script = repo / "train.py"
+    script.write_text("print('v1')\n")
+    for command in (["init", "-q"], ["add", "train.py"],
+                    ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "v1"]):
+        subprocess.run(["git", *command], cwd=repo, check=True)
+    script.write_text("print('v2')\n")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    with yprov4ml.start_run("www.example.org", "source", save_dir) as run:
+        yprov4ml.log_source_code(str(script), use_git=True)
+        with pytest.raises(ValueError, match="not inside a git work tree"):
+            yprov4ml.log_source_code(str(tmp_path / "outside.py") if (tmp_path / "outside.py").write_text("x")
+                                     else None, True)
+    artifacts = {a["role"]: a for a in yprov4ml.load_run(run.run_dir).artifacts}
+    code, diff = artifacts["source code"], artifacts["source code diff"]
+    assert code["git_commit"] == commit and code["git_dirty"] is True
+    assert (run.run_dir / code["prov:location"]).read_text() == "print('v2')\n"
+    patch = (run.run_dir / diff["prov:location"]).read_text()
+    assert "-print('v1')" in patch and "+print('v2')" in patch and diff["applies_to"] == code["prov:location"]
+    used = {e.get("prov:label") for e in _used_entities(run.run_dir)}
+    assert {"source code train.py", "uncommitted changes of train.py"} <= used
+
+
+def test_final_metrics_fold_every_point_into_a_parameter(save_dir):
+    with yprov4ml.start_run("www.example.org", "final", save_dir) as run:
+        yprov4ml.register_final_metric("loss", 10.0, yprov4ml.FoldOperation.MIN)
+        yprov4ml.register_final_metric("samples", 0, "add")
+        with pytest.raises(ValueError, match="not one of ADD, SUBTRACT"):
+            yprov4ml.register_final_metric("x", 0, "mean")
+        for step, loss in enumerate([3.0, 1.5, 2.0]):
+            yprov4ml.log_metric("loss", loss, yprov4ml.Context.TRAINING, step)
+            yprov4ml.log_metric("samples", 32, yprov4ml.Context.TRAINING, step)
+        yprov4ml.log_metric("samples", 8, yprov4ml.Context.VALIDATION, 0)
+    params = yprov4ml.load_run(run.run_dir).params
+    assert params["loss"] == 1.5 and params["samples"] == 104.0
+
+
+def test_unify_experiments_writes_every_run_of_the_experiment_in_one_document(save_dir):
+    for n in range(2):
+        yprov4ml.start_run("www.example.org", "unified", save_dir, unify_experiments=True)
+        yprov4ml.log_metric("loss", 1.0 / (n + 1))
+        yprov4ml.end_run()
+    unified = save_dir / "unified" / "experiment.prov.json"
+    doc = json.loads(unified.read_text())
+    assert len(doc["bundle"]) == 2
+    assert_valid_prov(unified)
+
+
+def test_the_upstream_compressor_names_choose_the_codec(save_dir):
+    pytest.importorskip("zarr")
+    with yprov4ml.start_run("www.example.org", "codec", save_dir, metrics_file_type=yprov4ml.MetricsType.ZARR,
+                            use_compressor=yprov4ml.CompressorType.GZIP) as run:
+        yprov4ml.log_metric("loss", 0.5)
+    with pytest.raises(ValueError, match="does not apply to netcdf"):
+        yprov4ml.start_run("www.example.org", "codec", save_dir, metrics_file_type="netcdf",
+                           use_compressor=yprov4ml.CompressorType.LZ4)
+    series = next(iter(yprov4ml.load_run(run.run_dir).metrics))
+    assert series == ("loss", "training")
+    assert list(run.run_dir.rglob("*.zarr"))
+
+
+KERAS_SCRIPT = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import keras, yprov4ml
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+run = yprov4ml.start_run("www.example.org", "keras", sys.argv[1])
+yprov4ml.log_model("keras_model", model, log_model_layers=True)
+yprov4ml.end_run()
+print(run.run_dir)
+"""
+
+
+def test_a_keras_model_is_saved_in_keras_format(save_dir, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None:  # not imported here: Keras picks its backend at import
+        pytest.skip("keras is not installed (pip install 'yprov4ml[keras]')")
+    script = tmp_path / "keras_script.py"
+    script.write_text(KERAS_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(save_dir)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run_dir = yprov4ml.load_run(done.stdout.strip().splitlines()[-1]).run_dir
+    model = yprov4ml.load_run(run_dir).models[0]
+    assert model["prov:location"].endswith(".keras") and model["checkpoint_format"] == "keras"
+    assert model["parameter_count"] == 19 and model["framework"].startswith("keras")
+    import zipfile
+
+    assert "config.json" in zipfile.ZipFile(run_dir / model["prov:location"]).namelist()  # Keras's own format

@@ -45,12 +45,16 @@ from .errors import (  # noqa: E402
     YProvError,
 )
 from .prov.reader import load_run  # noqa: E402
+from .capture.final_metrics import FoldOperation  # noqa: E402
 from .integrations.upstream import (  # noqa: E402
+    CompressorType,
     MetricsType,
     get_artifacts_dir,
     get_run_dir,
     log_execution_command,
     log_model_memory_footprint,
+    log_source_code,
+    register_final_metric,
     start_run_ctx,
 )
 
@@ -62,7 +66,7 @@ __all__ = [
     "log_current_execution_time", "log_system_metrics", "log_carbon_metrics", "log_execution_start_time",
     "log_execution_end_time", "log_flops_per_batch", "log_flops_per_epoch", "load_run", "Contexts",
     "get_run_dir", "get_artifacts_dir", "start_run_ctx", "log_execution_command", "log_model_memory_footprint",
-    "MetricsType", "log_context", "create_context", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
+    "MetricsType", "CompressorType", "FoldOperation", "register_final_metric", "log_source_code", "log_context", "create_context", "YProvError", "RunNotActiveError", "RunAlreadyActiveError",
     "ParamConflictError", "InvalidMetricError", "ArtifactError", "ProvenanceDirError", "NotARunError",
     "ForkedProcessError", "DocumentError", "MissingDependencyError",
 ]

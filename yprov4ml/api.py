@@ -55,7 +55,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
               mlflow_tracking_uri: str | None = None, metrics_file_type: str | None = None,
               csv_separator: str = ",", use_compressor: Any = None, use_run_id: str | None = None,
-              disable_codecarbon: bool = False) -> Run | NoOpRun:
+              disable_codecarbon: bool = False, unify_experiments: bool = False) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -74,7 +74,9 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     from a background thread (docs/mlflow.md).
     Upstream 3.x's options: ``metrics_file_type`` ('csv', 'netcdf', 'zarr', 'parquet') writes each series
     again in that format at end_run, with ``csv_separator`` and ``use_compressor``; ``use_run_id`` is
-    ``run_id``; ``disable_codecarbon`` keeps the energy tracker off (log_carbon_metrics then says so once).
+    ``run_id``; ``disable_codecarbon`` keeps the energy tracker off (log_carbon_metrics then says so once);
+    ``unify_experiments`` rewrites ``<experiment>/experiment.prov.json``, every run of the experiment in one
+    document, at each end_run.
     """
     check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
     metrics_export = _metrics_export(metrics_file_type, csv_separator, use_compressor)
@@ -103,6 +105,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
                       collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
                       keep_in_clear=keep_in_clear, mlflow_tracking_uri=mlflow_tracking_uri,
                       metrics_export=metrics_export, energy_disabled=bool(disable_codecarbon))
+        run.unify_experiments = bool(unify_experiments)
         state.activate(run)
         return run
 
@@ -135,10 +138,16 @@ def end_run(create_graph: bool = False, create_svg: bool = False, crate_ro_crate
     """
     run = _current("end_run")
     path = finish(run, create_graph=create_graph, create_svg=create_svg)
-    if path is not None and (crate_ro_crate or create_card) and getattr(run, "rank", 0) == 0:
+    if path is None or run.rank != 0:
+        return path
+    if crate_ro_crate or create_card:
         from .publish.outputs import publish_run
 
         publish_run(path.parent, crate=crate_ro_crate, card=create_card)
+    if run.unify_experiments:
+        from .distributed.experiment import unify_experiment
+
+        unify_experiment(path.parent.parent)
     return path
 
 
@@ -212,22 +221,47 @@ def log_artifact(artifact_path: str | os.PathLike | None = None, context: Contex
     return _current("log_artifact").log_artifact(*args, **keywords)
 
 
-def save_model_version(model: Any, model_name: str | None = None, context: Context | str | None = None,
-                       step: int | None = None, timestamp: float | None = None) -> ModelVersion | None:
-    """Save a checkpoint of the model as a new version."""
-    return _current("save_model_version").save_model_version(model, model_name, context, step, timestamp)
+def save_model_version(model: Any = None, model_name: str | None = None, context: Context | str | None = None,
+                       step: int | None = None, timestamp: float | None = None, *upstream: Any,
+                       **options: Any) -> ModelVersion | None:
+    """Save a checkpoint of the model as a new version.
+
+    Upstream 3.x's form works too: ``save_model_version(model_name, model, context, source, step, incremental,
+    is_input, log_copy_in_prov_directory, other_attrs)`` — told apart by the arguments' types.
+    """
+    from .integrations.upstream_forms import SAVE_MODEL_VERSION, resolve_form
+
+    obj, name, values = resolve_form(SAVE_MODEL_VERSION, model, model_name, _given(context, step, timestamp, *upstream),
+                                     options)
+    return _current("save_model_version").save_model_version(obj, name, **values)
 
 
-def log_model(model: Any, model_label: str | None = None, context: Context | str | None = None,
-              step: int | None = None) -> ModelVersion | None:
-    """Save the final model; ``log_model(model, "name")`` and ``log_model("name", model)`` both work."""
-    return _current("log_model").log_model(model, model_label, context, step)
+def log_model(model: Any = None, model_label: str | None = None, context: Context | str | None = None,
+              step: int | None = None, *upstream: Any, **options: Any) -> ModelVersion | None:
+    """Save the final model; ``log_model(model, "name")`` and upstream's ``log_model("name", model, context,
+    source, log_model_info, log_model_layers, log_copy_in_prov_directory, is_input, other_attrs)`` both work."""
+    from .integrations.upstream_forms import LOG_MODEL, resolve_form
+
+    obj, name, values = resolve_form(LOG_MODEL, model, model_label, _given(context, step, *upstream), options)
+    return _current("log_model").log_model(obj, name, **values)
 
 
-def log_dataset(dataset_or_loader: Any, label: str | None = None,
-                context: Context | str | None = None) -> DatasetInfo | None:
-    """Record a dataset or DataLoader (size, batches, shapes, transform)."""
-    return _current("log_dataset").log_dataset(dataset_or_loader, label, context)
+def log_dataset(dataset_or_loader: Any = None, label: str | None = None, context: Context | str | None = None,
+                *upstream: Any, **options: Any) -> DatasetInfo | None:
+    """Record a dataset or DataLoader (size, batches, shapes, transform); upstream's ``log_dataset(dataset_label,
+    dataset, context, source, log_dataset_info, other_attrs)`` works too."""
+    from .integrations.upstream_forms import LOG_DATASET, resolve_form
+
+    obj, name, values = resolve_form(LOG_DATASET, dataset_or_loader, label, _given(context, *upstream), options)
+    return _current("log_dataset").log_dataset(obj, name, **values)
+
+
+def _given(*positional: Any) -> tuple:
+    """The positional arguments up to the last one given (not None)."""
+    end = len(positional)
+    while end and positional[end - 1] is None:
+        end -= 1
+    return positional[:end]
 
 
 def log_current_execution_time(label: str, context: Context | str | None = None,

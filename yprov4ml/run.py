@@ -54,6 +54,8 @@ def check_options(save_after_n_logs: Any, flush_interval_s: Any, system_metrics_
 class Run(MetricDirectives, FileDirectives):
     """A run on one rank. Created by ``yprov4ml.start_run``; usable as a context manager."""
 
+    unify_experiments = False  # start_run(unify_experiments=True): api.end_run rewrites the experiment's document
+
     def __init__(self, *, user_namespace: str | None, experiment: str, save_dir: str | os.PathLike,
                  ranks: RankInfo, run_id: str, save_after_n_logs: int = 100, flush_interval_s: float = 5.0,
                  user: str | None = None, system_metrics_interval: float | None = None,
@@ -63,6 +65,7 @@ class Run(MetricDirectives, FileDirectives):
                  energy_disabled: bool = False):
         check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
         self._metrics_export = metrics_export  # (format, csv separator, compressor): copies written at end_run
+        self._final_metrics: dict[str, tuple[float, Any]] = {}  # register_final_metric: name → (initial, fold)
         mlflow_uri = mirror_uri(mlflow_tracking_uri)
         self._keep_in_clear = keep_in_clear_names(keep_in_clear)
         redactions = Redactions(self._keep_in_clear)
@@ -203,6 +206,7 @@ class Run(MetricDirectives, FileDirectives):
                 self.record.touch_context(series.context, series.first_time)
                 self.record.touch_context(series.context, series.last_time)
                 series.sha256 = sha256_of(series.path)
+        self._fold_final_metrics()
         if self._metrics_export is not None:
             self._export_series()
         snapshot, self.record.randomness = self._reproducibility.finish(

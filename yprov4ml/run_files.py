@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -12,9 +13,9 @@ from .capture.secrets import Redactions, redact_text
 from .context import Context, as_context
 from .errors import ArtifactError, ParamConflictError
 from .record import DatasetInfo, FileEntity, ModelVersion, Param
-from .storage.files import inside, sha256_of, tree_size_and_sha256
+from .storage.files import atomic_write_text, inside, sha256_of, tree_size_and_sha256
 from .storage.names import safe_name
-from .values import as_step, as_time, object_and_name, param_value, same_value
+from .values import as_step, as_time, checked_attrs, object_and_name, param_value, same_value
 
 _now = time.time
 MAX_COPIED_ENTRIES = 100_000  # files and folders of one directory artifact copied into the run directory
@@ -167,39 +168,90 @@ class FileDirectives:
 
     def save_model_version(self, model: Any, model_name: str | None = None,
                            context: Context | str | None = None, step: int | None = None,
-                           timestamp: float | None = None, *, final: bool = False) -> ModelVersion:
-        """Save a checkpoint of ``model``; versions of one name form a derivation chain."""
-        from .capture.models import describe_model, save_model
+                           timestamp: float | None = None, *, final: bool = False, source: str | None = None,
+                           incremental: bool = True, is_input: bool = False, log_copy_in_prov_directory: bool = True,
+                           other_attrs: dict[str, Any] | None = None, log_model_info: bool = True,
+                           log_model_layers: bool = False) -> ModelVersion:
+        """Save a checkpoint of ``model``; versions of one name form a derivation chain.
+
+        ``incremental=False`` keeps one file per name (each save replaces it, and its record);
+        ``log_copy_in_prov_directory=False`` records a checkpoint file where it is, by reference and hash
+        (a model object is always saved into the run directory: there is nothing else to refer to);
+        ``is_input`` records a model the run used (a pretrained one) rather than produced.
+        """
+        from .capture.models import checkpoint_suffix, describe_model, is_keras_model, save_model
 
         self._check_open("save_model_version")
         model, model_name = object_and_name(model, model_name, "save_model_version",
                                             "model=..., model_name=...")  # either order
         model_name = model_name or type(model).__name__
         ctx = as_context(context).name if context is not None else None
+        attributes = describe_model(model, detailed=bool(log_model_info))
+        if source is not None:
+            attributes["source"] = str(source)
+        attributes.update(checked_attrs(other_attrs))
+        by_reference = not log_copy_in_prov_directory and isinstance(model, (str, os.PathLike))
         with self._lock:
+            if not incremental:  # upstream's one file per name: the earlier save of it is replaced
+                self.record.models = [m for m in self.record.models
+                                      if not (m.model_name == model_name and m.attributes.get("incremental") is False)]
+                attributes["incremental"] = False
             version = 1 + sum(1 for m in self.record.models if m.model_name == model_name)
-            relpath = f"models/rank{self.rank}/{safe_name(model_name)}.v{version}.pt"
-            target = self.run_dir / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_model(model, target)
+            if by_reference:
+                target = Path(model).resolve()
+                if not target.is_file():
+                    raise ArtifactError(f"model checkpoint {target} does not exist: save it first")
+                relpath = redact_text(str(target))[0]
+            else:
+                suffix = checkpoint_suffix(model)
+                stem = safe_name(model_name) if not incremental else f"{safe_name(model_name)}.v{version}"
+                relpath = f"models/rank{self.rank}/{stem}{suffix}"
+                target = self.run_dir / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_model(model, target)
             item = ModelVersion(
                 name=f"{model_name} v{version}", path=relpath, size=target.stat().st_size,
                 sha256=sha256_of(target), time=_now() if timestamp is None else as_time(timestamp),
-                context=ctx, step=None if step is None else as_step(step, model_name),
-                attributes=describe_model(model), model_name=model_name, version=version, final=final,
+                context=ctx, step=None if step is None else as_step(step, model_name), is_input=bool(is_input),
+                attributes=attributes, model_name=model_name, version=version, final=final,
             )
+            if log_model_layers:
+                item.attributes["layers_description"] = self._layers_file(model, model_name, ctx, item.time)
+            if is_keras_model(model):
+                item.attributes["checkpoint_format"] = "keras"
             self._add_file("model", item, self.record.models)
         return item
 
-    def log_model(self, model: Any, model_label: str | None = None, context: Context | str | None = None,
-                  step: int | None = None) -> ModelVersion:
-        """Save the final model (either argument order is accepted)."""
-        model, model_label = object_and_name(model, model_label, "log_model", "model=..., model_label=...")
-        return self.save_model_version(model, model_label, context, step, final=True)
+    def _layers_file(self, model: Any, model_name: str, context: str | None, when: float) -> str:
+        """Write the per-layer description of ``model`` as a JSON artifact; its path in the run directory."""
+        from .capture.models import layers_description
 
-    def log_dataset(self, dataset: Any, label: str | None = None,
-                    context: Context | str | None = None) -> DatasetInfo:
-        """Record a dataset, a data loader or a data file: samples, batches, shapes, transform, sha256 of the data."""
+        layers = layers_description(model)
+        target = self._free_path(self.run_dir / "artifacts" / f"rank{self.rank}" /
+                                 f"{safe_name(model_name)}_layers_description.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps({"model": model_name, "layers": layers}, indent=1))
+        stored = target.relative_to(self.run_dir).as_posix()
+        self._add_file("artifact", FileEntity(
+            name=f"{model_name} layers", path=stored, size=target.stat().st_size, sha256=sha256_of(target),
+            time=when, context=context, attributes={"describes_model": model_name, "layer_count": len(layers)}),
+            self.record.artifacts)
+        return stored
+
+    def log_model(self, model: Any, model_label: str | None = None, context: Context | str | None = None,
+                  step: int | None = None, **options: Any) -> ModelVersion:
+        """Save the final model (either argument order is accepted); ``options`` as for save_model_version."""
+        model, model_label = object_and_name(model, model_label, "log_model", "model=..., model_label=...")
+        return self.save_model_version(model, model_label, context, step, final=True, **options)
+
+    def log_dataset(self, dataset: Any, label: str | None = None, context: Context | str | None = None, *,
+                    source: str | None = None, log_dataset_info: bool = True,
+                    other_attrs: dict[str, Any] | None = None) -> DatasetInfo:
+        """Record a dataset, a data loader or a data file: samples, batches, shapes, transform, sha256 of the data.
+
+        ``log_dataset_info=False`` leaves out the description (samples, batches, ...), keeping the
+        fingerprint; ``source`` and ``other_attrs`` are recorded with it.
+        """
         from .capture.datasets import describe_dataset, fingerprint
 
         dataset, label = object_and_name(dataset, label, "log_dataset", "dataset_or_loader=..., label=...")
@@ -208,8 +260,11 @@ class FileDirectives:
         if isinstance(dataset, (str, os.PathLike)) and Path(dataset).exists():  # a data file or directory
             attributes = {"path": redact_text(str(Path(dataset).resolve()))[0]}
         else:
-            attributes = describe_dataset(dataset)
+            attributes = describe_dataset(dataset) if log_dataset_info else {"dataset_class": type(dataset).__qualname__}
         attributes.update(fingerprint(dataset))
+        if source is not None:
+            attributes["source"] = str(source)
+        attributes.update(checked_attrs(other_attrs))
         info = DatasetInfo(label=label, time=_now(), context=as_context(context).name if context else None,
                            attributes=attributes)
         with self._lock:

@@ -239,6 +239,37 @@ class MetricDirectives:
         self._check_open("log_flops_per_epoch")
         return self._log_flops(label, epoch_flops(model, dataset), context, step)
 
+    def register_final_metric(self, metric_name: str, initial_value: float, fold_operation: Any) -> None:
+        """At end_run, fold every point of ``metric_name`` (all contexts, in time order) into ``initial_value``
+        with ``fold_operation`` and record the result as parameter ``metric_name`` (upstream's final metrics)."""
+        from .capture.final_metrics import checked_fold
+
+        if not isinstance(metric_name, str) or not metric_name:
+            raise InvalidMetricError(f"final metric name {metric_name!r} must be a non-empty string")
+        initial = as_metric_value(initial_value, metric_name)
+        with self._lock:
+            self._check_open("register_final_metric")
+            self._final_metrics[metric_name] = (initial, checked_fold(fold_operation))
+
+    def _fold_final_metrics(self) -> None:
+        """The registered final metrics, as parameters (the run is closed: written straight into the record)."""
+        from .capture.final_metrics import fold_files
+        from .record import Param
+
+        for name, (initial, operation) in self._final_metrics.items():
+            try:
+                value, count = fold_files(initial, operation, [s.path for (k, _), s in self.record.metrics.items()
+                                                               if k == name])
+            except (OSError, ValueError) as exc:  # a damaged file: the rest of the record is still written
+                self._collector_failed(f"final metric {name!r}", exc)
+                continue
+            key = name if name not in self.record.params else f"final_{name}"
+            param = Param(key, value, _now(), source=f"fold {operation.value} of {count} point(s) of metric "
+                                                      f"{name!r} from {initial!r}")
+            self.journal.write("param", key=key, value=value, time=param.time, value_type="float", redacted=[],
+                               context=None, source=param.source, is_input=False)
+            self.record.params[key] = param
+
     def _log_flops(self, label: str, flops: int, context: Any, step: int | None) -> int:
         self._log_figures([(label, float(flops), "FLOP")], context, step)
         return flops

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from datetime import datetime
 from typing import Any
 
-from .errors import InvalidMetricError
+from .errors import ArtifactError, InvalidMetricError
 
 STEP_MIN, STEP_MAX = -(1 << 63), 1 << 63
+_ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def as_metric_value(value: object, key: str) -> float:
@@ -109,11 +111,23 @@ def object_and_name(first: Any, second: Any, what: str, keywords: str) -> tuple[
     first_exists, second_exists = names_existing_file(first), names_existing_file(second)
     if first_exists != second_exists:
         return (first, second) if first_exists else (second, first)
-    from .errors import ArtifactError
-
     if first_exists:
         problem = "both name existing files, so which one is the checkpoint or data cannot be told"
     else:
         problem = "neither is an existing file, and the checkpoint or data file does not exist (write it first)"
     raise ArtifactError(f"{what}({os.fspath(first)!r}, {os.fspath(second)!r}): {problem}. Pass the object itself "
                         f"rather than a path, or name each by keyword: {what}({keywords})")
+
+
+def checked_attrs(other_attrs: Any) -> dict[str, Any]:
+    """Upstream's ``other_attrs``: plain names → JSON-able values (others become their text)."""
+    if other_attrs is None:
+        return {}
+    if not isinstance(other_attrs, dict):
+        raise ArtifactError(f"other_attrs must be a dict of name → value, not {type(other_attrs).__name__}")
+    attributes = {}
+    for key, value in other_attrs.items():
+        if not isinstance(key, str) or not _ATTRIBUTE.match(key):
+            raise ArtifactError(f"other_attrs key {key!r} must be a plain name (letters, digits, '_', '.', '-')")
+        attributes[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    return attributes

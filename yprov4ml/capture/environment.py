@@ -6,13 +6,13 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..storage.files import sha256_of
+from .snapshot import git_output
 from .secrets import REDACTED, Redactions, is_secret_name, keep_in_clear_names, redact_text
 
 __all__ = ["REDACTED", "is_secret_name", "environment_variables", "redact_url_credentials", "capture_environment",
@@ -136,11 +136,8 @@ def capture_environment(keep_in_clear: frozenset[str] = frozenset(),
 
 
 def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    out = git_output(cwd, *args)
+    return out.decode("utf-8", "replace").strip() if out is not None else None
 
 
 def capture_source(script: str | None = None) -> dict[str, Any]:

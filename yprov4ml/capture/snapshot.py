@@ -33,13 +33,14 @@ SNAPSHOT_DIR = "source"
 def tree_root(script: Path | None) -> tuple[Path, bool]:
     """The user's tree: the git work tree of the script (True), else its folder (False)."""
     where = script.parent if script is not None else Path.cwd()
-    top = _git(where, "rev-parse", "--show-toplevel")
+    top = git_output(where, "rev-parse", "--show-toplevel")
     if top:
         return Path(top.decode().strip()).resolve(), True
     return where.resolve(), False
 
 
-def _git(cwd: Path, *args: str) -> bytes | None:
+def git_output(cwd: Path, *args: str) -> bytes | None:
+    """What ``git ARGS`` prints in ``cwd``, or None (no git, not a work tree, an error)."""
     if shutil.which("git") is None:
         return None
     try:
@@ -117,7 +118,7 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
     if left_out:
         facts["snapshot_left_out"] = left_out
     if is_git:
-        patch = _git(root, "diff", "HEAD", "--binary")
+        patch = git_output(root, "diff", "HEAD", "--binary")
         if patch:
             patch, hidden = _redacted(patch, keep)
             if hidden:
@@ -125,7 +126,7 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
             atomic_write_bytes(target / "uncommitted.patch", patch)
             facts["uncommitted_patch"] = f"{place}/uncommitted.patch"
             facts["uncommitted_patch_sha256"] = hashlib.sha256(patch).hexdigest()
-        untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z")
+        untracked = git_output(root, "ls-files", "--others", "--exclude-standard", "-z")
         imported_untracked = sorted(set(copied) & set(untracked.decode(errors="replace").split("\0"))) \
             if untracked else []
         if imported_untracked:

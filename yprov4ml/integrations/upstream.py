@@ -7,6 +7,7 @@ artifact directories, ``start_run_ctx``, the execution command.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +22,24 @@ class MetricsType(str, Enum):
     NETCDF = "netcdf"
     ZARR = "zarr"
     PARQUET = "parquet"
+
+
+class CompressorType(str, Enum):
+    """Upstream's names for ``start_run(use_compressor=...)``: the codec of the netCDF / Zarr / Parquet copies."""
+
+    ZLIB = "zlib"
+    ZSTD = "zstd"
+    GZIP = "gzip"
+    BLOSC = "blosc"
+    SNAPPY = "snappy"
+    BROTLI = "brotli"
+    LZ4 = "lz4"
+
+
+def register_final_metric(metric_name: str, initial_value: float, fold_operation: Any) -> None:
+    """At end_run, fold every point of ``metric_name`` into ``initial_value`` with ``fold_operation``
+    (``FoldOperation.ADD``, ``MIN``, ...) and record the result as parameter ``metric_name``."""
+    _current("register_final_metric").register_final_metric(metric_name, initial_value, fold_operation)
 
 
 def get_run_dir() -> Path:
@@ -74,3 +93,32 @@ def log_model_memory_footprint(model: Any, model_name: str = "default") -> None:
     run.log_params({"model_name": model_name, "total_params": sum(p.numel() for p in params),
                     "memory_of_model": model_bytes / 1e6,
                     "total_memory_load_of_model": (model_bytes + 2 * trainable_bytes) / 1e6})
+
+
+def log_source_code(path: Any = None, use_git: bool = False) -> Any:
+    """Store source code in the run directory, linked in PROV as an input of the run.
+
+    ``path`` is a file or folder (default: the entry script); upstream 3.x's ``log_source_code(True)`` means
+    ``use_git``. With ``use_git`` the commit, branch and the diff of the uncommitted changes of ``path`` are
+    recorded too (the diff as its own file, ``<name>.uncommitted.patch``).
+    """
+    from ..capture.source_code import git_facts, source_code_path
+
+    if isinstance(path, bool):  # upstream 3.x: log_source_code(use_git=False) by position
+        path, use_git = None, path
+    run = _current("log_source_code")
+    where = source_code_path(path)
+    attributes: dict[str, Any] = {"role": "source code"}
+    diff = b""
+    if use_git:
+        facts, diff = git_facts(where)
+        attributes.update(facts)
+    entity = run.log_artifact(where, name=f"source code {where.name}", is_input=True, attributes=attributes)
+    if entity is not None and diff:  # (None: a rank that does not record)
+        with tempfile.TemporaryDirectory() as tmp:
+            patch = Path(tmp) / f"{where.name}.uncommitted.patch"
+            patch.write_bytes(diff)
+            run.log_artifact(patch, name=f"uncommitted changes of {where.name}", is_input=True,
+                             attributes={"role": "source code diff", "git_commit": attributes["git_commit"],
+                                         "applies_to": entity.path})
+    return entity

@@ -10,15 +10,13 @@ an existing file is upstream's form. Nothing is guessed beyond that.
 from __future__ import annotations
 
 import os
-import re
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ArtifactError
-from ..values import names_existing_file
+from ..values import checked_attrs, names_existing_file, object_and_name
 
 UPSTREAM_REST = ("step", "log_copy_in_prov_directory", "log_copy_subdirectory", "is_model", "is_input",
                  "other_attrs")
-_ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def artifact_call(path: Any, context: Any, step: Any, timestamp: Any, rest: tuple,
@@ -53,10 +51,7 @@ def _upstream(path: Any, name: Any, context: Any, source: Any, step: Any, timest
         attributes["source"] = str(source)
     if given.get("is_model"):
         attributes["is_model"] = True
-    for key, value in (given.get("other_attrs") or {}).items():
-        if not isinstance(key, str) or not _ATTRIBUTE.match(key):
-            raise ArtifactError(f"other_attrs key {key!r} must be a plain name (letters, digits, '_', '.', '-')")
-        attributes[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    attributes.update(checked_attrs(given.get("other_attrs")))
     subdirectory = given.get("log_copy_subdirectory")
     file_name = os.path.basename(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else None
     if subdirectory and file_name:
@@ -67,3 +62,64 @@ def _upstream(path: Any, name: Any, context: Any, source: Any, step: Any, timest
                 "copy": options.get("copy", True) if copy is None else bool(copy),
                 "attributes": attributes, "file_name": file_name}
     return (path, context, step, timestamp), keywords
+
+
+@dataclass(frozen=True)
+class Form:
+    """A directive whose paper and upstream forms differ in order: ``(object, name, *paper)`` or
+    ``(name, object, *upstream)``."""
+
+    directive: str
+    keywords: str  # how to name both by keyword, for the ambiguity error
+    paper: tuple[str, ...]
+    upstream: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...] = ()  # (upstream keyword, "object" or "name")
+
+
+SAVE_MODEL_VERSION = Form("save_model_version", "model=..., model_name=...",
+                          ("context", "step", "timestamp"),
+                          ("context", "source", "step", "incremental", "is_input", "log_copy_in_prov_directory",
+                           "other_attrs"))
+LOG_MODEL = Form("log_model", "model=..., model_label=...", ("context", "step"),
+                 ("context", "source", "log_model_info", "log_model_layers", "log_copy_in_prov_directory",
+                  "is_input", "other_attrs"), (("model_name", "name"),))
+LOG_DATASET = Form("log_dataset", "dataset_or_loader=..., label=...", ("context",),
+                   ("context", "source", "log_dataset_info", "other_attrs"),
+                   (("dataset_label", "name"), ("dataset", "object")))
+
+
+def resolve_form(form: Form, first: Any, second: Any, positional: tuple, options: dict[str, Any]
+                 ) -> tuple[Any, Any, dict[str, Any]]:
+    """(object, name, the other arguments by name) of a call in either form; TypeError for a bad call.
+
+    The order is told by the arguments' types (``values.object_and_name``). In upstream's order a number
+    where the ``source`` goes is the step, as upstream's examples pass it (``save_model_version(name,
+    model, context, epoch)``). Arguments left as None count as not given.
+    """
+    options = dict(options)
+    for upstream_name, slot in form.aliases:  # upstream's keyword names of the object and the name
+        if upstream_name in options:
+            value = options.pop(upstream_name)
+            if (first if slot == "object" else second) is not None:
+                raise TypeError(f"{form.directive} got the {slot} twice ({upstream_name!r} and another): give it once")
+            first, second = (value, second) if slot == "object" else (first, value)
+    if first is None:
+        raise TypeError(f"{form.directive} needs the object to record: {form.directive}({form.keywords})")
+    obj, name = object_and_name(first, second, form.directive, form.keywords)
+    upstream = obj is not first
+    names = form.upstream if upstream else form.paper
+    if len(positional) > len(names):
+        raise TypeError(f"{form.directive} takes at most {2 + len(names)} positional arguments in "
+                        f"{'upstream' if upstream else 'this'} order ({len(positional) + 2} given)")
+    values = {key: value for key, value in zip(names, positional) if value is not None}
+    if upstream and "source" in values and not isinstance(values["source"], str):
+        values.setdefault("step", values.pop("source"))  # an earlier generation's (name, model, context, step)
+    allowed = set(form.paper) | set(form.upstream)
+    for key, value in options.items():
+        if key not in allowed:
+            raise TypeError(f"{form.directive} got an unexpected keyword argument {key!r}")
+        if key in values:
+            raise TypeError(f"{form.directive} got two values for {key!r}")
+        if value is not None:
+            values[key] = value
+    return obj, name, values

@@ -77,7 +77,11 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
         elif kind == "artifact":
             record.artifacts.append(FileEntity(**_only(FileEntity, event)))
         elif kind == "model":
-            record.models.append(ModelVersion(**_only(ModelVersion, event)))
+            model = ModelVersion(**_only(ModelVersion, event))
+            if isinstance(model.attributes, dict) and model.attributes.get("incremental") is False:  # replaces its name's
+                record.models = [m for m in record.models if not (m.model_name == model.model_name and
+                                                                  m.attributes.get("incremental") is False)]
+            record.models.append(model)
         elif kind == "dataset":
             record.datasets.append(DatasetInfo(**_only(DatasetInfo, event)))
         elif kind == "end":
