@@ -167,6 +167,7 @@ def test_nested_contexts_as_upstreams_examples_build_them(save_dir):
         yprov4ml.create_context("TRAINING_LOD3", "TRAINING_LOD2")
         yprov4ml.log_metric("loss", 1.0, "TRAINING_LOD3", 0)
         yprov4ml.log_metric("loss", 2.0, yprov4ml.Context.TRAINING, 0)
+        yprov4ml.log_param("loss_fn", "MSELoss", yprov4ml.Context.TRAINING_LOD2)  # declared: now a Context name
         with pytest.raises(ValueError, match="loop of contexts"):
             yprov4ml.log_context("training", is_subcontext_of="TRAINING_LOD3")
         with pytest.raises(ValueError, match="one parent"):
@@ -178,6 +179,7 @@ def test_nested_contexts_as_upstreams_examples_build_them(save_dir):
     assert informed["run:rank-0/context/training"] == "run:rank-0"
     lod2 = doc["activity"]["run:rank-0/context/training_lod2"]
     assert lod2["yprov:parent_context"] == "training" and lod2["yprov:source_of_data"] == "loader"
+    assert any(u["prov:activity"] == "run:rank-0/context/training_lod2" for u in doc["used"].values())
     view = yprov4ml.load_run(run.run_dir)
     assert view.context_path("training_lod3") == "training/training_lod2/training_lod3"
     shown = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "show", str(run.run_dir)],

@@ -55,6 +55,15 @@ class Context:
     def __reduce__(self) -> tuple:
         return (Context, (self.name,))
 
+    @classmethod
+    def declare(cls, context: "Context") -> None:
+        """Make a declared context reachable as ``Context.<NAME IN CAPITALS>``, as upstream's
+        ``create_context("TRAINING_LOD2", ...)`` followed by ``Context.TRAINING_LOD2`` expects (a name
+        that is taken, or no identifier, is left alone)."""
+        attribute = context.name.upper()
+        if attribute.isidentifier() and not hasattr(cls, attribute):
+            setattr(cls, attribute, context)
+
 
 Context.TRAINING = Context("training")
 Context.VALIDATION = Context("validation")

@@ -53,7 +53,8 @@ class FileDirectives:
                     source_of_data: str | None = None) -> None:
         """Declare a context, as part of another one (upstream's nested contexts) and with where its data
         comes from; its activity is informed by its parent's activity instead of the run's."""
-        name = as_context(context).name
+        declared = as_context(context)
+        name = declared.name
         parent = as_context(is_subcontext_of).name if is_subcontext_of is not None else None
         if source_of_data is not None and not isinstance(source_of_data, str):
             raise ValueError(f"context {name!r}: source_of_data {source_of_data!r} must be a string")
@@ -62,6 +63,7 @@ class FileDirectives:
             when = _now()
             self.record.nest_context(name, parent, source_of_data, when)
             self.journal.write("context", context=name, parent=parent, source=source_of_data, time=when)
+        Context.declare(declared)
 
     def log_param(self, key: str, value: Any, context: Context | str | None = None, source: str | None = None,
                   is_input: bool = False) -> None:
