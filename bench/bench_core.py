@@ -45,7 +45,7 @@ def worker_log_metric(points: int) -> None:
         t0 = time.perf_counter()
         path = yprov4ml.end_run()
         end_s = time.perf_counter() - t0
-        metric_file = run.run_dir / "metrics" / "training" / "loss.rank0.ymetric"
+        metric_file = run.run_dir / "metrics.rank0.ymetric"
         size = metric_file.stat().st_size
         prov_size = path.stat().st_size
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -55,6 +55,19 @@ def only_run_dir(save_dir: Path, experiment: str) -> Path:
     return runs[0]
 
 
+def killed_then_recovered(tmp_path: Path, calls: str, experiment: str = "killed") -> Path:
+    """Run ``calls`` after start_run in a process that is then killed (os._exit), recover the run directory
+    with the CLI, and return it."""
+    script = (f"import os, yprov4ml; yprov4ml.start_run('x.org', {experiment!r}, r'{tmp_path / 'prov'}'); "
+              f"{calls}; os._exit(9)")
+    subprocess.run([sys.executable, "-c", script], timeout=60)
+    run_dir = only_run_dir(tmp_path / "prov", experiment)
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(run_dir)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return run_dir
+
+
 @pytest.fixture
 def recorded_run(save_dir: Path):
     """A small finished run with params, metrics in two contexts, an artifact and two model versions."""

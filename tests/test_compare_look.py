@@ -300,8 +300,10 @@ yprov4ml.end_run()
     (run_dir,) = (tmp_path / "prov" / "upstream_lightning").iterdir()  # one run: the logger started none
     view = yprov4ml.load_run(run_dir)
     assert view.status == "FINISHED" and view.params == {"lr": 0.1}
-    assert set(view.metrics) == {("fit-loss", "training"), ("after_fit", "training")}
+    # as upstream's logger does, the epoch Lightning passes with every call is a series too
+    assert set(view.metrics) == {("fit-loss", "training"), ("fit-epoch", "training"), ("after_fit", "training")}
     assert len(view.metric("fit-loss")) == 8  # 4 batches × 2 epochs
+    assert set(view.metric("fit-epoch").values) == {0.0, 1.0}
 
 
 def test_built_in_contexts_are_found_whatever_the_case(save_dir):

@@ -117,7 +117,7 @@ def test_four_ranks_one_run_four_documents_and_a_collection(mpi_run):
     assert [v.rank for v in views] == [0, 1, 2, 3] and {v.world_size for v in views} == {4}
     for r in range(4):
         assert_valid_prov(mpi_run / f"prov.rank{r}.json")
-        assert (mpi_run / f"metrics/training/loss.rank{r}.ymetric").is_file()
+        assert (mpi_run / f"metrics.rank{r}.ymetric").is_file()
         assert (mpi_run / f"models/rank{r}/regressor.v2.pt").is_file()
     # every file of a rank carries the rank: no two ranks ever wrote the same file; the run's own files
     # (the collection, the model card) are written once, by rank 0, after every rank has ended

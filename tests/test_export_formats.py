@@ -40,7 +40,7 @@ def test_csv_at_end_run_with_upstreams_options(save_dir):
     doc = assert_valid_prov(run.prov_path)
     series = {v["yprov:key"]: v for v in doc["entity"].values() if prov_type(v) == "yprov:MetricSeries"}
     assert series["loss"]["yprov:exported_as"] == "metrics/training/loss.rank0.csv"
-    assert (run.run_dir / "metrics" / "training" / "loss.rank0.ymetric").is_file()  # the primary stays
+    assert (run.run_dir / "metrics.rank0.ymetric").is_file()  # the primary stays
 
 
 @pytest.mark.parametrize("file_type, compressor", [("netcdf", True), ("zarr", "zstd"), ("netcdf", None)])
@@ -76,9 +76,16 @@ def test_export_afterwards_as_parquet_and_csv(save_dir, tmp_path):
     assert again.returncode == 0 and (tmp_path / "csv" / run.run_id / "metrics" / "training" / "loss.rank0.csv").is_file()
 
 
+def test_a_separator_alone_means_upstreams_default_csv_copies(save_dir):
+    with yprov4ml.start_run("www.example.org", "semicolons", save_dir, csv_separator=";") as run:
+        yprov4ml.log_metric("loss", 0.5, step=0)
+    lines = (run.run_dir / "metrics" / "training" / "loss.rank0.csv").read_text().splitlines()
+    assert lines == ["step;time;value", lines[1]] and lines[1].startswith("0;") and lines[1].endswith(";0.5")
+
+
 @pytest.mark.parametrize("options, pattern", [
     ({"metrics_file_type": "xlsx"}, "not one of csv, netcdf, zarr, parquet"),
-    ({"csv_separator": ";"}, "give metrics_file_type"),
+    ({"use_compressor": "gzip"}, "does not apply to csv"),  # no file type: upstream's default, CSV
     ({"metrics_file_type": "netcdf", "use_compressor": "zstd"}, "does not apply to netcdf: zlib"),
     ({"metrics_file_type": "csv", "csv_separator": "\n"}, "one character"),
     ({"run_id": "a", "use_run_id": "b"}, "disagree"),

@@ -110,7 +110,7 @@ def test_a_forked_child_never_finishes_or_writes_the_parents_run(tmp_path):
     assert view.status == "FINISHED" and view.error is None  # not "ended at interpreter exit" by the child
     assert view.metric("loss").steps == list(range(15))  # every point of the parent, none of the child
     assert not view.problems
-    assert (run_dir / "metrics/training/loss.rank0.ymetric").read_bytes().count(b'"yprov4ml_metric"') == 1
+    assert (run_dir / "metrics.rank0.ymetric").read_bytes().count(b'"yprov4ml_metrics"') == 1
     child = Path(str(out) + ".child").read_text()
     assert child.startswith("ForkedProcessError") and "forked from the process of run" in child
     assert all(m.startswith("ForkedProcessError") and "worker" in m for m in result["workers"])

@@ -158,7 +158,7 @@ def test_hostile_documents_over_every_reader(tmp_path, template, memory_limit):
 def test_a_metric_file_that_is_a_link_to_a_secret_is_refused(tmp_path):
     with yprov4ml.start_run("www.example.org", "linked", tmp_path / "prov") as run:
         yprov4ml.log_metric("loss", 0.5)
-    metric = run.run_dir / "metrics/training/loss.rank0.ymetric"
+    metric = run.run_dir / "metrics.rank0.ymetric"
     metric.unlink()
     metric.symlink_to("/etc/passwd")
     with pytest.warns(UserWarning, match="outside the run directory"):

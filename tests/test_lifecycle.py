@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml.storage.metric_file import read_metric_file
+from yprov4ml.storage.metric_file import read_metrics_file
 
 from conftest import assert_valid_prov
 
@@ -42,8 +42,8 @@ def test_run_directory_layout(recorded_run):
     assert path == run.run_dir / "prov.rank0.json"
     assert run.run_dir.parent.name == "fixture"
     names = {p.relative_to(run.run_dir).as_posix() for p in run.run_dir.rglob("*") if p.is_file()}
-    assert {"prov.rank0.json", "journal.rank0.jsonl", "graph.rank0.dot", "metrics/training/loss.rank0.ymetric",
-            "metrics/validation/val_loss.rank0.ymetric", "artifacts/rank0/notes.txt",
+    assert {"prov.rank0.json", "journal.rank0.jsonl", "graph.rank0.dot", "metrics.rank0.ymetric",
+            "artifacts/rank0/notes.txt",
             "models/rank0/mlp.v1.pt", "models/rank0/mlp.v3.pt"} <= names
     assert not [n for n in names if n.endswith(".tmp") or ".partial" in n]
 
@@ -116,7 +116,8 @@ def test_end_run_returns_the_document_and_load_run_reads_it(recorded_run):
     assert view.metric("val_loss", "validation").steps == [0, 1, 2]
     assert [m["version"] for m in view.models] == [1, 2, 3]
     assert view.artifacts[0]["name"] == "notes.txt"
-    assert read_metric_file(run.run_dir / "metrics/training/loss.rank0.ymetric").key == "loss"
+    written = read_metrics_file(run.run_dir / "metrics.rank0.ymetric").series
+    assert sorted((s.key, s.context) for s in written.values()) == [("loss", "training"), ("val_loss", "validation")]
     journal = [json.loads(line)["event"] for line in (run.run_dir / "journal.rank0.jsonl").read_text().splitlines()]
     assert journal[0] == "start" and journal[-1] == "end"
 

@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import yprov4ml
-from yprov4ml.storage.metric_file import read_metric_file
+from yprov4ml.storage.metric_file import read_metrics_file
+
+
+def written(series):
+    """What the rank's metric file holds of ``series``."""
+    return read_metrics_file(series.path).series[series.number]
 
 
 def test_special_floats_and_steps_round_trip_exactly(save_dir):
@@ -44,7 +49,7 @@ def test_points_reach_the_file_in_chunks_while_the_run_goes_on(save_dir):
     series = run.record.metrics["loss", "training"]
     run._writer.drain()  # what the background writer does once woken
     assert len(series.pending) == 0  # memory holds no backlog
-    assert len(read_metric_file(series.path)) == 1000
+    assert len(written(series)) == 1000
     yprov4ml.end_run()
 
 
@@ -123,11 +128,11 @@ def test_a_torn_final_chunk_is_dropped_and_flagged(save_dir):
     with yprov4ml.start_run(experiment_name="torn", provenance_save_dir=save_dir, save_after_n_logs=5) as run:
         for i in range(10):
             yprov4ml.log_metric("x", float(i), step=i)
-    path = run.record.metrics["x", "training"].path
-    intact = read_metric_file(path)
-    with open(path, "ab") as fh:
-        fh.write(b"YPMC\x05\x00\x00\x00\x00\x00\x00\x00" + b"\x00" * 30)  # a chunk cut short by a crash
-    torn = read_metric_file(path)
+    series = run.record.metrics["x", "training"]
+    intact = written(series)
+    with open(series.path, "ab") as fh:
+        fh.write(b"YPMC" + struct.pack("<IIII", series.number, 5, 120, 0) + b"\x00" * 30)  # cut short by a crash
+    torn = written(series)
     assert torn.truncated and not intact.truncated
     assert torn.values == intact.values
 
@@ -136,10 +141,10 @@ def test_a_zero_filled_tail_is_detected_by_the_checksum(save_dir):
     with yprov4ml.start_run(experiment_name="zeros", provenance_save_dir=save_dir, save_after_n_logs=5) as run:
         for i in range(10):
             yprov4ml.log_metric("x", float(i), step=i)
-    path = run.record.metrics["x", "training"].path
-    data = path.read_bytes()
-    path.write_bytes(data[:-20] + b"\x00" * 20)  # what a file system may leave after a power cut
-    damaged = read_metric_file(path)
+    series = run.record.metrics["x", "training"]
+    data = series.path.read_bytes()
+    series.path.write_bytes(data[:-20] + b"\x00" * 20)  # what a file system may leave after a power cut
+    damaged = written(series)
     assert damaged.truncated and damaged.values == [float(i) for i in range(len(damaged.values))]
     assert len(damaged.values) < 10
 

@@ -121,7 +121,7 @@ def test_the_run_crate_is_clean_at_recommended_and_holds_the_run(published_run):
     meta = json.loads((crate / "ro-crate-metadata.json").read_text())
     graph = {e["@id"]: e for e in meta["@graph"]}
     assert (crate / "prov.rank0.json").is_file() and graph["prov.rank0.json"]["about"] == {"@id": "#rank-0"}
-    assert (crate / "metrics" / "training" / "loss.rank0.ymetric").is_file()
+    assert (crate / "metrics.rank0.ymetric").is_file()
     assert any(i.startswith("models/rank0/linear.v1") for i in graph)
     assert (crate / "source" / "rank0" / "files" / "train.py").is_file()
     assert (crate / "README.md").read_text() == (published_run / "model_card.md").read_text()

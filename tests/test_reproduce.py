@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
+from yprov4ml.capture.reproducibility import recorded_states
 from yprov4ml.prov.reader import load_run
 
 from conftest import assert_valid_prov
@@ -103,7 +104,8 @@ def test_the_record_keeps_code_seeds_and_data_fingerprints(recorded):
     patch = (run_dir / source["uncommitted_patch"]).read_text()
     assert "-    return torch.nn.Sequential(torch.nn.Linear(4, 8)" in patch
     assert json.loads(view.randomness["rng_seeded"]) == ["torch"] and "determinism_warning" not in view.randomness
-    states = json.loads((run_dir / view.randomness["rng_states"]).read_text())
+    assert view.randomness["rng_states"] == "journal.rank0.jsonl#rng_states"  # no file of their own
+    states, _ = recorded_states(run_dir, 0)
     assert set(states) >= {"python", "torch"} and len(states["torch"]) == len(torch.get_rng_state())
     (dataset,) = view.datasets
     assert len(dataset["sha256"]) == 64 and dataset["fingerprint_of"] == "arrays"
@@ -208,16 +210,22 @@ def test_fingerprints_follow_the_bytes_of_the_data(tmp_path):
     assert os.path.getsize(data) == dataset["size_bytes"]
 
 
+@pytest.mark.parametrize("where", ["journal", "legacy file"])
 @pytest.mark.parametrize("content", ["[1, 2]", "{\"python\": [3, \"x\", null]}", "not json"])
-def test_a_tampered_states_file_leaves_the_re_run_unrestored_and_says_so(tmp_path, monkeypatch, content):
+def test_tampered_states_leave_the_re_run_unrestored_and_say_so(tmp_path, monkeypatch, content, where):
     original = tmp_path / "original"
     (original / "rng").mkdir(parents=True)
-    (original / "rng" / "states.rank0.json").write_text(content)
+    if where == "journal":
+        (original / "journal.rank0.jsonl").write_text('{"event": "start"}\n{"event": "rng_states", "states": '
+                                                     f'{content}}}\n')
+    else:  # runs of earlier releases kept them in a file of their own
+        (original / "rng" / "states.rank0.json").write_text(content)
     monkeypatch.setenv("YPROV4ML_REPRODUCE_OF", str(original))
     with yprov4ml.start_run("www.example.org", "tampered", tmp_path / "prov") as run:
         yprov4ml.log_metric("loss", 1.0)
     randomness = load_run(run.run_dir).randomness
-    assert "states.rank0.json" in randomness["rng_restore_problem"] and "rng_restored" not in randomness
+    expected = "journal.rank0.jsonl" if where == "journal" else "states.rank0.json"
+    assert expected in randomness["rng_restore_problem"] and "rng_restored" not in randomness
 
 
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")

@@ -87,7 +87,7 @@ def test_scancel_leaves_a_killed_record(slurm, tmp_path):
     try:
         deadline = time.time() + 240
         while time.time() < deadline:  # cancel once every rank is recording
-            if len(list(run_dir.glob("metrics/training/loss.rank*.ymetric"))) == 4:
+            if len(list(run_dir.glob("metrics.rank*.ymetric"))) == 4:
                 break
             time.sleep(0.5)
         else:

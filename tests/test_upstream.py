@@ -11,7 +11,7 @@ import pytest
 import yprov4ml
 from yprov4ml.prov.decode import prov_type
 
-from conftest import assert_valid_prov, only_run_dir
+from conftest import assert_valid_prov, killed_then_recovered, only_run_dir
 
 
 def test_an_earlier_generation_script_runs_under_the_old_import_name(tmp_path):
@@ -82,13 +82,7 @@ def test_a_param_with_a_context_is_used_by_that_context_and_keeps_its_source(sav
 
 
 def test_a_killed_run_recovers_its_params_contexts(tmp_path):
-    script = ("import os, yprov4ml; yprov4ml.start_run('x.org', 'killed', r'%s'); "
-              "yprov4ml.log_param('lr', 0.5, 'validation', 'cli'); os._exit(9)") % (tmp_path / "prov")
-    subprocess.run([sys.executable, "-c", script], timeout=60)
-    run_dir = only_run_dir(tmp_path / "prov", "killed")
-    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(run_dir)], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    run_dir = killed_then_recovered(tmp_path, "yprov4ml.log_param('lr', 0.5, 'validation', 'cli')")
     doc = assert_valid_prov(run_dir / "prov.rank0.json")
     assert _used_by(doc, "lr") == "run:rank-0/context/validation"
 
@@ -185,6 +179,25 @@ def test_nested_contexts_as_upstreams_examples_build_them(save_dir):
     shown = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "show", str(run.run_dir)],
                            capture_output=True, text=True, timeout=60).stdout
     assert "loss@training/training_lod2/training_lod3" in shown and "loss@training " in shown
+
+
+def test_compare_and_plot_group_series_by_the_context_hierarchy(save_dir, tmp_path):
+    from yprov4ml.tools.compare import compare
+    from yprov4ml.tools.plot import plot
+
+    for lr in (0.1, 0.2):
+        with yprov4ml.start_run("www.example.org", "lodsweep", save_dir):
+            yprov4ml.log_param("lr", lr)
+            yprov4ml.create_context("TRAINING_LOD2", "training")
+            yprov4ml.log_metric("loss", lr, "training", 0)
+            yprov4ml.log_metric("loss", 10 * lr, "TRAINING_LOD2", 0)
+            yprov4ml.log_metric("loss", 5 * lr, "validation", 0)
+    table = compare([save_dir / "lodsweep"], sort_by="loss@training_lod2", descending=True)
+    assert list(table.metrics) == ["loss@training", "loss@training/training_lod2", "loss@validation"]
+    assert table.metrics["loss@training/training_lod2"] == [2.0, 1.0]  # sorted by the sub-context's series
+    out, _ = plot([save_dir / "lodsweep"], "loss@training", tmp_path / "lod.svg")
+    labels = {line.split(" — ")[0] for line in out.read_text().split("<!-- ")[1:] if " — " in line}
+    assert labels == {"loss@training", "loss@training/training_lod2"}  # the context and what is part of it
 
 
 def test_log_artifact_in_upstreams_form(save_dir, tmp_path):

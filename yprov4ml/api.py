@@ -111,14 +111,14 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
 
 
 def _metrics_export(file_type: Any, separator: Any, compressor: Any) -> tuple[str, str, str | None] | None:
-    """The checked export options; a separator or compressor given without a file type is refused."""
+    """The checked export options. A separator or compressor without a file type means CSV copies, upstream
+    3.x's default file type (where upstream always writes them; here they are asked for)."""
     from .storage.export_formats import check_format
 
     if file_type is None:
-        if separator != "," or compressor not in (None, False):
-            raise ValueError("csv_separator and use_compressor apply to metrics_file_type's copies: "
-                             "give metrics_file_type='csv' (or 'netcdf', 'zarr', 'parquet') too")
-        return None
+        if separator == "," and compressor in (None, False):
+            return None
+        file_type = "csv"
     return check_format(file_type, separator, compressor)
 
 
@@ -301,3 +301,21 @@ def log_execution_end_time(label: str = "execution", context: Context | str | No
                            step: int | None = None) -> float | None:
     """Log the seconds since ``log_execution_start_time(label)`` as ``<label>_time_s``."""
     return _current("log_execution_end_time").log_execution_end_time(label, context, step)
+
+
+def log_sample_indices(indices: Any, context: Context | str | None = None, step: int | None = None,
+                       label: str = "indices") -> None:
+    """Record which samples (dataset indices) a step consumed: one compact point of sample-level lineage.
+
+    ``IndexedDatasetWrapper`` does it for every batch it fetches in this process; ``log_metric("indices",
+    tensor_of_ints, ...)`` comes here too.
+    """
+    _current("log_sample_indices").log_sample_indices(indices, context, step, label)
+
+
+def log_proof_of_learning_step(model_label: str, model: Any, loss: float, batch: int, step: int | None = None,
+                               context: Context | str | None = None) -> ModelVersion | None:
+    """A proof-of-learning snapshot of ``model``'s weights at training batch ``batch`` (``yprov4ml pol``
+    checks the trajectory later)."""
+    return _current("log_proof_of_learning_step").log_proof_of_learning_step(model_label, model, loss, batch,
+                                                                             step, context)

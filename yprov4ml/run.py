@@ -33,9 +33,9 @@ from .run_metrics import MetricDirectives
 from .safety import outcome
 from .storage.files import atomic_write_text, sha256_of
 from .storage.journal import Journal
-from .storage.layout import COLLECTION_FILE, journal_file, prov_file
+from .storage.layout import COLLECTION_FILE, journal_file, metric_file, prov_file
 from .storage.names import safe_part
-from .storage.writer import MetricWriter
+from .storage.writer import MetricFileWriter, MetricWriter
 
 _now = time.time
 
@@ -83,15 +83,18 @@ class Run(MetricDirectives, FileDirectives):
             command_line=command_line, working_dir=os.getcwd(), start_time=_now(), redacted=redactions.items,
         ))
         self._lock = threading.RLock()
+        self._closers: list[Any] = []
         self._open = True
         self._ended = threading.Event()
         self._series: dict[tuple[Any, Any], Any] = {}
-        self._file_names: dict[str, Any] = {}  # context → UniqueNames of its metric files
+        self._file_names: dict[str, Any] = {}  # context → UniqueNames of its series
         self._flush_every = save_after_n_logs
         self._since_flush = 0
         self._write_errors: list[BaseException] = []
-        self._writer = MetricWriter(lambda: list(self.record.metrics.values()), flush_interval_s,
-                                    self._on_write_error)
+        metrics_path = metric_file(self.run_dir, self.rank)
+        self._metric_relpath = metrics_path.name
+        self._writer = MetricWriter(MetricFileWriter(metrics_path, self.rank), lambda: list(self.record.metrics.values()),
+                                    flush_interval_s, self._on_write_error)
         info = self.record.info
         self.record.source = source
         info.parent_task = parent_task()
@@ -109,8 +112,8 @@ class Run(MetricDirectives, FileDirectives):
                 "Pass a writable provenance_save_dir to start_run."
             ) from exc
         self.journal.write("start", **info.__dict__, source=self.record.source)
-        self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, [Path(save_dir).absolute()],
-                                                       self._keep_in_clear)
+        self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, self.journal,
+                                                       [Path(save_dir).absolute()], self._keep_in_clear)
         self._reproducibility.start()
         if info.parent_task:
             register(info.parent_task, "start", run_id, self.rank, self.run_dir, self.prov_path)
@@ -175,6 +178,7 @@ class Run(MetricDirectives, FileDirectives):
             error: str | None = None) -> Path:
         """Flush everything, write the PROV-JSON (atomically) and, if asked, its DOT/SVG picture."""
         self._check_open("end_run")
+        self._close_helpers()
         self._stop_sampler()  # before closing, so that its last sample is not refused
         with self._lock:
             self._check_open("end_run")
@@ -191,6 +195,19 @@ class Run(MetricDirectives, FileDirectives):
             self._mirror.finish(status, path, collection)
         return path
 
+    def add_closer(self, close: Any) -> None:
+        """Have ``close()`` called at the start of end_run, while the run still records (a wrapper's writer
+        thread finishing its file and logging it as an artifact)."""
+        self._closers.append(close)
+
+    def _close_helpers(self) -> None:
+        closers, self._closers = self._closers, []
+        for close in closers:
+            try:
+                close()
+            except Exception as exc:  # a helper's failure is said; the record is still written
+                warnings.warn(f"yprov4ml: {close!r} failed at end_run: {type(exc).__name__}: {exc}", RuntimeWarning)
+
     def _finish(self, status: str, error: str | None, create_graph: bool, create_svg: bool) -> Path:
         self._stop_collectors()
         self._writer.close()
@@ -201,14 +218,18 @@ class Run(MetricDirectives, FileDirectives):
             info.error = (info.error + "; " if info.error else "") + \
                 f"{len(self._write_errors)} metric write(s) failed ({self._write_errors[-1]})" + \
                 (f"; {lost} point(s) could not be written and are lost" if lost else "; all points written later")
+        metrics_path = self._writer.file.path
+        digest = sha256_of(metrics_path) if metrics_path.is_file() else None
         for series in self.record.metrics.values():
+            series.sha256 = digest
             if series.count:
                 self.record.touch_context(series.context, series.first_time)
                 self.record.touch_context(series.context, series.last_time)
-                series.sha256 = sha256_of(series.path)
-        self._fold_final_metrics()
-        if self._metrics_export is not None:
-            self._export_series()
+        if self._final_metrics or self._metrics_export is not None:
+            written = self._written_series()
+            self._fold_final_metrics(written)
+            if self._metrics_export is not None:
+                self._export_series(written)
         snapshot, self.record.randomness = self._reproducibility.finish(
             KILLED_SNAPSHOT_WAIT_S if status == "KILLED" else SNAPSHOT_WAIT_S)
         self.record.source.update(snapshot)
@@ -234,22 +255,35 @@ class Run(MetricDirectives, FileDirectives):
             register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
         return path
 
-    def _export_series(self) -> None:
+    def _written_series(self) -> dict[int, Any]:
+        """The series of this rank's metric file as written (for the final metrics and the export copies)."""
+        from .storage.metric_file import read_metrics_file
+
+        path = self._writer.file.path
+        try:
+            return read_metrics_file(path).series if path.is_file() else {}
+        except (OSError, ValueError) as exc:  # a damaged file: the rest of the record is still written
+            self._collector_failed("reading the metric file back", exc)
+            return {}
+
+    def _export_series(self, written: dict[int, Any]) -> None:
         """Each series again as CSV / netCDF / Zarr / Parquet (start_run(metrics_file_type=...)); a failure
-        is said and the run's record, whose primary files are whole, is kept."""
-        from .storage.export_formats import export_series_file
+        is said and the run's record, whose primary file is whole, is kept."""
+        from .storage.export_formats import export_stem, write_series
 
         for (key, context), series in self.record.metrics.items():
-            if not series.path.is_file():
+            data = written.get(series.number)
+            if data is None or series.kind != "scalar":
                 continue
             try:
-                written = export_series_file(series.path, *self._metrics_export)
+                path = write_series(data, export_stem(self.run_dir, context, series.name, self.rank),
+                                    *self._metrics_export)
             except Exception as exc:
                 warnings.warn(f"yprov4ml: metric {key!r} ({context}) was not written as {self._metrics_export[0]}: "
                               f"{type(exc).__name__}: {exc}; run `yprov4ml export {self.run_dir} --format "
                               f"{self._metrics_export[0]}` later", RuntimeWarning)
                 continue
-            self.record.metric_exports[key, context] = written.relative_to(self.run_dir).as_posix()
+            self.record.metric_exports[key, context] = path.relative_to(self.run_dir).as_posix()
 
     def _unwritten_points(self) -> int:
         return sum(len(s.pending) + len(s.unwritten) for s in self.record.metrics.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from .errors import ArtifactError, ParamConflictError
 from .record import DatasetInfo, FileEntity, ModelVersion, Param
 from .storage.files import atomic_write_text, inside, sha256_of, tree_size_and_sha256
 from .storage.names import safe_name
-from .values import as_step, as_time, checked_attrs, object_and_name, param_value, same_value
+from .values import as_metric_value, as_step, as_time, checked_attrs, object_and_name, param_value, same_value
 
 _now = time.time
 MAX_COPIED_ENTRIES = 100_000  # files and folders of one directory artifact copied into the run directory
@@ -233,12 +234,53 @@ class FileDirectives:
                                  f"{safe_name(model_name)}_layers_description.json")
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, json.dumps({"model": model_name, "layers": layers}, indent=1))
-        stored = target.relative_to(self.run_dir).as_posix()
-        self._add_file("artifact", FileEntity(
-            name=f"{model_name} layers", path=stored, size=target.stat().st_size, sha256=sha256_of(target),
-            time=when, context=context, attributes={"describes_model": model_name, "layer_count": len(layers)}),
-            self.record.artifacts)
-        return stored
+        return self.record_written_artifact(target, f"{model_name} layers", context, when,
+                                            {"describes_model": model_name, "layer_count": len(layers)}).path
+
+    def record_written_artifact(self, target: Path, name: str, context: str | None, when: float,
+                                attributes: dict[str, Any]) -> FileEntity:
+        """Record a file or folder the run wrote into its own directory (no copy): size, sha256, attributes."""
+        size, digest = tree_size_and_sha256(target)
+        item = FileEntity(name=name, path=target.relative_to(self.run_dir).as_posix(), size=size, sha256=digest,
+                          time=when, context=context, attributes=attributes)
+        self._add_file("artifact", item, self.record.artifacts)
+        return item
+
+    def artifact_dir(self) -> Path:
+        """``artifacts/rank<N>`` of the run directory: where this rank's artifacts go."""
+        return self.run_dir / "artifacts" / f"rank{self.rank}"
+
+    def log_proof_of_learning_step(self, model_label: str, model: Any, loss: float, batch: int,
+                                   step: int | None = None, context: Context | str | None = None) -> ModelVersion:
+        """Snapshot ``model``'s trainable weights at training batch ``batch``: a model version ``<label>_pol``
+        derived from the previous snapshot, with the loss and the sha256 of the weights; the loss is also
+        metric ``<label>_pol_loss`` at step ``batch``. ``yprov4ml pol`` checks the trajectory later."""
+        from .capture.proof_of_learning import save_snapshot, weight_arrays, weights_digest
+
+        self._check_open("log_proof_of_learning_step")
+        if not isinstance(model_label, str) or not model_label:
+            raise ArtifactError(f"proof of learning: model label {model_label!r} must be a non-empty string")
+        loss_value = as_metric_value(loss, f"{model_label}_pol_loss")
+        batch = as_step(batch, model_label)
+        arrays = weight_arrays(model)
+        digest = weights_digest(arrays)
+        name = f"{model_label}_pol"
+        ctx = as_context(context).name if context is not None else None
+        with self._lock:
+            version = 1 + sum(1 for m in self.record.models if m.model_name == name)
+            relpath = f"models/rank{self.rank}/{safe_name(name)}.v{version}.npz"
+            target = self.run_dir / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_snapshot(arrays, target)
+            item = ModelVersion(
+                name=f"{name} v{version}", path=relpath, size=target.stat().st_size, sha256=sha256_of(target),
+                time=_now(), context=ctx, step=None if step is None else as_step(step, name), model_name=name,
+                version=version, attributes={"role": "proof-of-learning snapshot", "pol_batch": batch,
+                                             "pol_loss": loss_value, "weights_sha256": digest,
+                                             "checkpoint_format": "npz", "tensors": len(arrays)})
+            self._add_file("model", item, self.record.models)
+        self.log_metric(f"{name}_loss", loss_value, context, batch)
+        return item
 
     def log_model(self, model: Any, model_label: str | None = None, context: Context | str | None = None,
                   step: int | None = None, **options: Any) -> ModelVersion:
@@ -267,6 +309,11 @@ class FileDirectives:
         if source is not None:
             attributes["source"] = str(source)
         attributes.update(checked_attrs(other_attrs))
+        wrappers = sys.modules.get("yprov4ml.integrations.indexed_dataset")  # loaded once a wrapper exists
+        if wrappers is not None:
+            lineage = wrappers.name_wrapped(dataset, label, context)
+            if lineage is not None:
+                attributes["sample_indices"] = lineage  # the series of which samples each step consumed
         info = DatasetInfo(label=label, time=_now(), context=as_context(context).name if context else None,
                            attributes=attributes)
         with self._lock:

@@ -11,9 +11,11 @@ from .context import Context, as_context
 from .errors import InvalidMetricError, RunNotActiveError
 from .storage.names import UniqueNames
 from .storage.series import MetricSeries
-from .values import STEP_MAX, STEP_MIN, as_metric_value, as_step, as_time, checked_source
+from .values import (STEP_MAX, STEP_MIN, as_metric_value, as_sequence, as_step, as_time, checked_source,
+                     is_sequence)
 
 _now = time.time
+_KIND_TEXT = {"scalar": "numbers", "vector": "vectors", "indices": "sample indices"}
 
 
 class MetricDirectives:
@@ -24,10 +26,12 @@ class MetricDirectives:
                    step: int | None = None, timestamp: float | None = None) -> None:
         """Append one point to the (key, context) series: a memory append, no I/O."""
         try:
-            series = self._series[key, context]
+            series = self._series[key, context]  # scalar series only: vectors take the slow path
         except KeyError:
             # A rejected first point must leave nothing behind: check it all before the series exists.
             if isinstance(key, str):
+                if is_sequence(value):
+                    return self._log_sequence(key, value, context, step, timestamp)
                 value = as_metric_value(value, key)
                 if step is not None:
                     step = as_step(step, key)
@@ -37,6 +41,8 @@ class MetricDirectives:
         except TypeError:
             raise InvalidMetricError(f"metric key {key!r} must be a string") from None
         if type(value) is not float:
+            if is_sequence(value):
+                return self._log_sequence(key, value, context, step, timestamp)
             value = as_metric_value(value, key)
         if step is None:
             step = series.next_step
@@ -48,6 +54,38 @@ class MetricDirectives:
         if self._since_flush >= self._flush_every:
             self._since_flush = 0
             self._writer.wake()
+
+    def _log_sequence(self, key: Any, value: Any, context: Any, step: Any, timestamp: Any) -> None:
+        """A vector-valued point, or the sample indices of a step (slow path: a list, an array, a tensor)."""
+        if not isinstance(key, str) or not key:
+            raise InvalidMetricError(f"metric key {key!r} must be a non-empty string")
+        kind, elements, shape = as_sequence(value, key)
+        step = None if step is None else as_step(step, key)
+        when = _now() if timestamp is None or isinstance(timestamp, str) else as_time(timestamp)
+        series = self._open_series(key, context, kind=kind, shape=shape)
+        if isinstance(timestamp, str):  # upstream's fifth argument: the source
+            self.note_metric_source(key, context, timestamp)
+        point_step = series.next_step if step is None else step
+        series.next_step = point_step + 1
+        series.pending.append((point_step, when, elements))
+        self._since_flush += 1
+        if self._since_flush >= self._flush_every:
+            self._since_flush = 0
+            self._writer.wake()
+
+    def log_sample_indices(self, indices: Any, context: Context | str | None = None, step: int | None = None,
+                           label: str = "indices") -> None:
+        """Record which samples (dataset indices) a step consumed: sample-level lineage, stored compactly."""
+        if not isinstance(label, str) or not label:
+            raise InvalidMetricError(f"sample indices label {label!r} must be a non-empty string")
+        kind, elements, _ = as_sequence(list(indices) if not hasattr(indices, "tolist") else indices, "indices")
+        if kind != "indices" and elements:
+            raise InvalidMetricError(f"sample indices of {label!r} must be integers (dataset indices)")
+        step = None if step is None else as_step(step, label)
+        series = self._open_series(label, context, kind="indices")
+        point_step = series.next_step if step is None else step
+        series.next_step = point_step + 1
+        series.pending.append((point_step, _now(), elements))
 
     def _point_time(self, series: MetricSeries, timestamp: Any) -> float:
         """A given timestamp; a string in its place is upstream's fifth argument, the point's ``source``."""
@@ -66,8 +104,10 @@ class MetricDirectives:
                 known.append(source)
                 self.journal.write("metric_source", key=key, context=name, source=source)
 
-    def _open_series(self, key: Any, context: Any, unit: str | None = None) -> MetricSeries:
-        """Slow path of log_metric: validate, create the series and its file, alias the raw context."""
+    def _open_series(self, key: Any, context: Any, unit: str | None = None, kind: str = "scalar",
+                     shape: list[int] | None = None) -> MetricSeries:
+        """Slow path of log_metric: validate, create the series (numbered in the rank's metric file), alias
+        the raw context. A key that holds points of another kind (numbers, vectors, indices) is refused."""
         if not isinstance(key, str) or not key:
             raise InvalidMetricError(f"metric key {key!r} must be a non-empty string")
         ctx = as_context(context).name
@@ -75,14 +115,17 @@ class MetricDirectives:
             self._check_open("log_metric")
             series = self.record.metrics.get((key, ctx))
             if series is None:
-                names = self._file_names.setdefault(ctx, UniqueNames())
-                relpath = f"metrics/{ctx}/{names.name(key)}.rank{self.rank}.ymetric"
-                path = self.run_dir / relpath
-                path.parent.mkdir(parents=True, exist_ok=True)
-                series = MetricSeries(key, ctx, path, relpath, self.rank, unit)
-                self.journal.write("metric", key=key, context=ctx, path=relpath, unit=unit)
+                name = self._file_names.setdefault(ctx, UniqueNames()).name(key)
+                series = MetricSeries(key, ctx, len(self.record.metrics), name, self._writer.file.path,
+                                      self._metric_relpath, unit, kind, shape)
+                self.journal.write("metric", key=key, context=ctx, number=series.number, name=name, kind=kind,
+                                   unit=unit, shape=shape)
                 self.record.metrics[(key, ctx)] = series
-            self._series[key, context] = series
+            elif series.kind != kind:
+                raise InvalidMetricError(f"metric {key!r} ({ctx}) holds {_KIND_TEXT[series.kind]}; this point is "
+                                         f"{_KIND_TEXT[kind][:-1]}: log it under another key")
+            if kind == "scalar":
+                self._series[key, context] = series
             return series
 
     def log_metrics(self, metrics: dict[str, float], context: Context | str | None = None,
@@ -251,18 +294,15 @@ class MetricDirectives:
             self._check_open("register_final_metric")
             self._final_metrics[metric_name] = (initial, checked_fold(fold_operation))
 
-    def _fold_final_metrics(self) -> None:
+    def _fold_final_metrics(self, written: dict[int, Any]) -> None:
         """The registered final metrics, as parameters (the run is closed: written straight into the record)."""
-        from .capture.final_metrics import fold_files
+        from .capture.final_metrics import fold_series
         from .record import Param
 
         for name, (initial, operation) in self._final_metrics.items():
-            try:
-                value, count = fold_files(initial, operation, [s.path for (k, _), s in self.record.metrics.items()
-                                                               if k == name])
-            except (OSError, ValueError) as exc:  # a damaged file: the rest of the record is still written
-                self._collector_failed(f"final metric {name!r}", exc)
-                continue
+            value, count = fold_series(initial, operation, [written[s.number] for (k, _), s in
+                                                            self.record.metrics.items()
+                                                            if k == name and s.kind == "scalar" and s.number in written])
             key = name if name not in self.record.params else f"final_{name}"
             param = Param(key, value, _now(), source=f"fold {operation.value} of {count} point(s) of metric "
                                                       f"{name!r} from {initial!r}")

@@ -36,6 +36,61 @@ def as_metric_value(value: object, key: str) -> float:
     )
 
 
+MAX_VECTOR_ELEMENTS = 1 << 24  # elements of one vector-valued point (128 MB): beyond, an artifact is the place
+# Keys whose integer vectors are the sample indices a step consumed (upstream's examples log "Indices").
+_INDEX_KEYS = re.compile(r"^(?:.*_)?(?:indices|index|idx|ids|sample_ids)\Z", re.IGNORECASE)
+
+
+def is_sequence(value: object) -> bool:
+    """Whether a metric value is a vector: a list or tuple, or an array / tensor of more than one element."""
+    if isinstance(value, (list, tuple)):
+        return True
+    size = getattr(value, "size", None)  # numpy: an int attribute; torch: a method
+    if callable(size) and hasattr(value, "numel"):
+        return getattr(value, "ndim", 0) > 0 and value.numel() != 1
+    return isinstance(size, int) and getattr(value, "ndim", 0) > 0 and size != 1
+
+
+def _flatten(value: object, key: str) -> tuple[list, list[int]]:
+    """(the elements of a nested list / tuple, its shape); a ragged nesting is refused."""
+    if not isinstance(value, (list, tuple)):
+        return [value], []
+    if not value:
+        return [], [0]
+    parts = [_flatten(item, key) for item in value]
+    shape = parts[0][1]
+    if any(part[1] != shape for part in parts):
+        raise InvalidMetricError(f"metric {key!r}: a vector value must be rectangular (its rows differ in length)")
+    return [x for part in parts for x in part[0]], [len(value), *shape]
+
+
+def as_sequence(value: object, key: str) -> tuple[str, list, list[int]]:
+    """A vector-valued point as (kind, flat elements, shape): ``indices`` for an integer vector under a key
+    that names sample indices (``indices``, ``sample_idx``, ...), else ``vector`` of floats."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and not isinstance(value, (list, tuple)):  # numpy array, torch tensor (any device)
+        detach = getattr(value, "detach", None)
+        if callable(detach):
+            value = detach().cpu()
+        shape = [int(n) for n in getattr(value, "shape", ())]
+        flat = value.reshape(-1).tolist()
+    else:
+        flat, shape = _flatten(value, key)
+    if len(flat) > MAX_VECTOR_ELEMENTS:
+        raise InvalidMetricError(f"metric {key!r}: {len(flat)} elements in one point, more than "
+                                 f"{MAX_VECTOR_ELEMENTS}; log a file that large with log_artifact")
+    if flat and _INDEX_KEYS.match(key) and all(isinstance(x, int) and not isinstance(x, bool) for x in flat):
+        if not all(STEP_MIN <= x < STEP_MAX for x in flat):
+            raise InvalidMetricError(f"metric {key!r}: a sample index does not fit in 64 bits")
+        return "indices", flat, shape
+    try:
+        return "vector", [float(x) if not isinstance(x, float) else x for x in flat], shape
+    except (TypeError, ValueError, OverflowError):
+        bad = next((x for x in flat if not isinstance(x, (int, float))), None)
+        raise InvalidMetricError(f"metric {key!r}: a vector element {bad!r} ({type(bad).__name__}) is not a "
+                                 "number") from None
+
+
 def as_step(step: object, key: str) -> int:
     """Validate a step (slow path): an integer that fits in int64."""
     if isinstance(step, bool) or not hasattr(step, "__index__"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from array import array as IndexArray
 import os
 import sys
 from pathlib import Path
@@ -94,9 +95,19 @@ def fingerprint(obj: object) -> dict[str, Any]:
     return {"sha256": digest.hexdigest(), "fingerprint_of": "arrays", "fingerprint_bytes": total}
 
 
-def _arrays_of(dataset: object) -> list[Any]:
+def _arrays_of(dataset: object, depth: int = 0) -> list[Any]:
     if hasattr(dataset, "shape") and hasattr(dataset, "dtype"):
         return [dataset]
+    inner = getattr(dataset, "dataset", None)  # a Subset, an IndexedDatasetWrapper: the data they draw from
+    if inner is not None and inner is not dataset and depth < 8:
+        arrays = _arrays_of(inner, depth + 1)
+        indices = getattr(dataset, "indices", None)  # a Subset's choice of samples is part of its data
+        if arrays and indices is not None:
+            try:
+                arrays = arrays + [IndexArray("q", (int(i) for i in indices))]
+            except (TypeError, ValueError, OverflowError):
+                return []
+        return arrays
     tensors = getattr(dataset, "tensors", None)  # torch.utils.data.TensorDataset
     if isinstance(tensors, (tuple, list)) and tensors:
         return list(tensors)
@@ -106,6 +117,8 @@ def _arrays_of(dataset: object) -> list[Any]:
 
 def _bytes_view(array: Any) -> memoryview | None:
     """The array's bytes without a copy where it is already contiguous (torch tensors of any dtype, numpy)."""
+    if isinstance(array, IndexArray):  # a Subset's indices
+        return memoryview(array).cast("B")
     try:
         if hasattr(array, "detach"):  # torch
             flat = array.detach().cpu().contiguous().reshape(-1)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 from typing import Any, Iterable
 
-from ..storage.metric_file import read_metric_file
+from ..storage.metric_file import MetricData
 
 
 class FoldOperation(str, Enum):
@@ -45,13 +44,11 @@ def fold(initial: float, operation: FoldOperation, values: Iterable[float]) -> f
     return result
 
 
-def fold_files(initial: float, operation: FoldOperation, files: Iterable[Path]) -> tuple[float, int]:
-    """The fold over the points of these metric files (every context of one key), in time order; and the
-    number of points folded."""
+def fold_series(initial: float, operation: FoldOperation, series: Iterable[MetricData]) -> tuple[float, int]:
+    """The fold over the points of these series (every context of one key), in time order; and the number of
+    points folded."""
     points: list[tuple[float, float]] = []
-    for path in files:
-        if path.is_file():
-            data = read_metric_file(path)
-            points += zip(data.times, data.values)
+    for data in series:
+        points += zip(data.times, data.values)
     points.sort(key=lambda point: point[0])
     return fold(initial, operation, (value for _, value in points)), len(points)

@@ -2,8 +2,9 @@
 
 At start_run: a reproduction (``$YPROV4ML_REPRODUCE_OF`` names the original
 run directory) first gets the original's generator states; then the states
-are written to ``rng/states.rankN.json`` (small, synchronous: they must be
-the states of this instant), and rank 0 copies the run's code in a
+are written to the rank's journal (an ``rng_states`` event: small, synchronous,
+they must be the states of this instant; no file of their own, so that a rank
+keeps to its three files), and rank 0 copies the run's code in a
 background thread (``snapshot``); every rank lists its installed packages
 in the background too (reading every distribution's metadata takes tens of
 milliseconds). At end_run: which generators were used,
@@ -20,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..storage.files import atomic_write_bytes, resolve_inside
+from ..storage.files import resolve_inside
 from . import rng
 from .snapshot import installed_roots, take_snapshot, user_files
 
@@ -28,6 +29,7 @@ REPRODUCE_OF = "YPROV4ML_REPRODUCE_OF"           # set by `yprov4ml reproduce --
 REPRODUCTION_MARKER = "YPROV4ML_REPRODUCTION_MARKER"  # a file the new run appends "rank run_dir" to
 SNAPSHOT_WAIT_S = 60.0
 KILLED_WAIT_S = 2.0  # a killed job has seconds before SIGKILL: the record first
+JOURNAL_LINES_SEARCHED = 8  # the states follow the start event closely
 
 
 def script_path() -> Path | None:
@@ -39,11 +41,44 @@ def script_path() -> Path | None:
     return path
 
 
+def recorded_states(run_dir: Path, rank: int) -> tuple[Any, str]:
+    """(the generator states rank ``rank`` of a recorded run started from, where they were read).
+
+    They are an ``rng_states`` event near the start of the rank's journal; runs of earlier releases kept
+    them in ``rng/states.rankN.json``. Every line and file is size-checked before it is parsed.
+    """
+    journal = resolve_inside(run_dir, f"journal.rank{rank}.jsonl") if run_dir.is_dir() else None
+    if journal is not None and journal.is_file():
+        with open(journal, "rb") as fh:
+            for _ in range(JOURNAL_LINES_SEARCHED):
+                line = fh.readline(rng.MAX_STATE_BYTES + 1)
+                if not line or len(line) > rng.MAX_STATE_BYTES:
+                    break
+                if b'"rng_states"' in line:
+                    try:
+                        event = json.loads(line)
+                    except (ValueError, RecursionError):
+                        raise ValueError(f"{journal}: its rng_states event is damaged") from None
+                    if isinstance(event, dict) and event.get("event") == "rng_states":
+                        return event.get("states"), str(journal)
+    legacy = resolve_inside(run_dir, f"rng/states.rank{rank}.json") if run_dir.is_dir() else None
+    if legacy is None or not legacy.is_file():
+        raise ValueError(f"no RNG states of rank {rank} in {run_dir}")
+    if legacy.stat().st_size > rng.MAX_STATE_BYTES:
+        raise ValueError(f"{legacy}: {legacy.stat().st_size} bytes is too large for RNG states")
+    try:
+        return json.loads(legacy.read_text(encoding="utf-8")), str(legacy)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise ValueError(f"{legacy}: not yprov4ml RNG states (invalid JSON)") from None
+
+
 class ReproducibilityCapture:
     """RNG states and the code snapshot of one rank's run."""
 
-    def __init__(self, run_dir: Path, rank: int, exclude: list[Path], keep_in_clear: frozenset[str] = frozenset()):
+    def __init__(self, run_dir: Path, rank: int, journal: Any, exclude: list[Path],
+                 keep_in_clear: frozenset[str] = frozenset()):
         self.run_dir, self.rank = run_dir, rank
+        self._journal = journal
         self._keep = keep_in_clear
         self._exclude = exclude
         self._script = script_path()
@@ -59,14 +94,13 @@ class ReproducibilityCapture:
         if original:
             self._restore_from(Path(original))
         self._start_states = rng.states()
-        relative = f"rng/states.rank{self.rank}.json"
         try:
-            (self.run_dir / "rng").mkdir(exist_ok=True)
-            data = json.dumps(self._start_states).encode()
-            atomic_write_bytes(self.run_dir / relative, data)
-            self.facts.update({"rng_states": relative, "rng_states_sha256": hashlib.sha256(data).hexdigest()})
-        except OSError as exc:  # a full disk: the run goes on; a re-run then starts from fresh states
-            self.facts["rng_states_problem"] = f"not written: {exc.strerror or exc}"
+            self._journal.write("rng_states", states=self._start_states)
+            data = json.dumps(self._start_states, sort_keys=True).encode()
+            self.facts.update({"rng_states": f"{self._journal.path.name}#rng_states",
+                               "rng_states_sha256": hashlib.sha256(data).hexdigest()})
+        except OSError as exc:  # a full disk (ProvenanceDirError): the run goes on; a re-run starts afresh
+            self.facts["rng_states_problem"] = f"not written: {exc}"
         self._thread = threading.Thread(target=self._in_background, name="yprov4ml-reproducibility", daemon=True)
         self._thread.start()
         marker = os.environ.get(REPRODUCTION_MARKER)
@@ -75,14 +109,15 @@ class ReproducibilityCapture:
                 out.write(json.dumps({"rank": self.rank, "run_dir": str(self.run_dir)}) + "\n")
 
     def _restore_from(self, original: Path) -> None:
-        states = resolve_inside(original, f"rng/states.rank{self.rank}.json") if original.is_dir() else None
-        if states is None or not states.is_file():
-            self.facts["rng_restore_problem"] = f"no RNG states of rank {self.rank} in {original}"
+        try:
+            states, where = recorded_states(original, self.rank)
+        except (ValueError, OSError) as exc:  # missing or damaged: the run goes on unrestored
+            self.facts["rng_restore_problem"] = str(exc)
             return
         try:
-            self.facts["rng_restored"] = rng.restore_states(states)
-        except (ValueError, TypeError, OSError) as exc:  # a damaged states file: the run goes on unrestored
-            self.facts["rng_restore_problem"] = f"{states}: {exc}"
+            self.facts["rng_restored"] = rng.restore_states(states, where)
+        except (ValueError, TypeError) as exc:
+            self.facts["rng_restore_problem"] = f"{where}: {exc}"
             return
         self.facts["reproduction_of"] = str(original)
 

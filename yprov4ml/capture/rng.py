@@ -1,7 +1,7 @@
 """Random-number generators of a run: which were seeded, which were used, and their states at start_run.
 
 The states (Python ``random``, numpy's global generator, torch's CPU and CUDA
-generators) are written to a file at start_run, so that a reproduction can
+generators) are written to the run's journal at start_run, so that a reproduction can
 start from exactly the same states (``restore_states``). Seeding is seen by
 wrapping the seed functions while a run is active, and for torch also by its
 initial seed (torch's generator starts from a fixed default). A generator
@@ -19,11 +19,10 @@ import hashlib
 import json
 import random
 import sys
-from pathlib import Path
 from typing import Any, Callable
 
 TORCH_DEFAULT_SEED = 67280421310721  # torch's CPU generator before any manual_seed
-MAX_STATE_FILE = 1 << 22  # a states file larger than this is not one of ours
+MAX_STATE_BYTES = 1 << 22  # recorded states larger than this are not ours
 
 _seeded: set[str] = set()
 
@@ -95,13 +94,10 @@ def digests(found: dict[str, Any]) -> dict[str, str]:
     return {name: hashlib.sha256(json.dumps(value).encode()).hexdigest() for name, value in found.items()}
 
 
-def restore_states(path: Path) -> list[str]:
-    """Set the generators to the states in ``path`` (written by a recorded run); the names restored."""
-    if path.stat().st_size > MAX_STATE_FILE:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for a yprov4ml RNG states file")
-    found = json.loads(path.read_text(encoding="utf-8"))
+def restore_states(found: Any, where: str) -> list[str]:
+    """Set the generators to the states ``found`` (recorded by a run, read from ``where``); the names restored."""
     if not isinstance(found, dict):
-        raise ValueError(f"{path}: not a yprov4ml RNG states file (a JSON object of generator states)")
+        raise ValueError(f"{where}: not yprov4ml RNG states (a JSON object of generator states)")
     restored = []
     if isinstance(found.get("python"), list) and len(found["python"]) == 3:
         version, internal, gauss = found["python"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,24 @@ from .snapshot import git_output
 
 
 def source_code_path(path: Any) -> Path:
-    """The file or folder to record: ``path``, else the entry script; ValueError when it does not exist."""
+    """The file or folder to record: ``path``, else the entry script; ValueError when neither exists.
+
+    A ``path`` that does not exist here (upstream's examples name their authors' own machines) is said in a
+    warning, and the entry script is recorded instead.
+    """
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
+    if path is not None and not Path(path).exists():
+        if not script or not Path(script).exists():
+            raise ValueError(f"log_source_code: {path} does not exist; pass the path of a source file or folder")
+        warnings.warn(f"log_source_code: {path} does not exist here; the running script {script} is recorded "
+                      "instead", RuntimeWarning, stacklevel=3)
+        path = None
     if path is None:
-        script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
         if not script:
             raise ValueError("log_source_code: this process has no script file (python -c or a notebook): "
                              "pass the path of the code to record")
         path = script
-    found = Path(path)
-    if not found.exists():
-        raise ValueError(f"log_source_code: {found} does not exist; pass the path of a source file or folder")
-    return found.resolve()
+    return Path(path).resolve()
 
 
 def git_facts(path: Path) -> tuple[dict[str, Any], bytes]:

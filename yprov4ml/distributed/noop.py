@@ -11,7 +11,7 @@ _DIRECTIVES = frozenset({
     "log_metric", "log_metrics", "log_param", "log_params", "log_artifact", "save_model_version",
     "log_model", "log_dataset", "log_current_execution_time", "log_system_metrics", "log_carbon_metrics",
     "log_execution_start_time", "log_execution_end_time", "log_flops_per_batch", "log_flops_per_epoch",
-    "note_metric_source", "log_context", "register_final_metric",
+    "note_metric_source", "log_context", "register_final_metric", "log_sample_indices", "log_proof_of_learning_step",
 })
 
 

@@ -57,6 +57,8 @@ class YProv4MLLogger(Logger):
     the script to end), else one started on first use, on every rank. ``prefix`` goes before every metric
     name, joined with '-', as with Lightning's own loggers."""
 
+    log_epoch = False  # Lightning adds "epoch" to every call of log_metrics: it is the step's, not a result
+
     def __init__(self, experiment_name: str = "lightning", provenance_save_dir: str = "prov",
                  prov_user_namespace: str | None = None, log_checkpoints: bool = True, prefix: str = "",
                  **start_run_options: Any):
@@ -112,7 +114,7 @@ class YProv4MLLogger(Logger):
         if step is not None:
             self._last_step = step  # the step of the checkpoints saved after these metrics
         for key, value in metrics.items():
-            if key == "epoch":
+            if key == "epoch" and not self.log_epoch:
                 continue
             run.log_metric(f"{self._prefix}-{key}" if self._prefix else key, value, context_of(key), step)
 
@@ -157,8 +159,10 @@ class ProvMLLogger(YProv4MLLogger):
 
     Upstream's pattern — ``start_run(...)``, then ``Trainer(logger=[ProvMLLogger()])``, then ``end_run()`` —
     joins the script's run. Without one, a run is started: ``name`` is its experiment, ``version`` its run id,
-    ``flush_logs_every_n_steps`` its ``save_after_n_logs``.
+    ``flush_logs_every_n_steps`` its ``save_after_n_logs``. Like upstream's, it records "epoch" as a series.
     """
+
+    log_epoch = True
 
     def __init__(self, name: str | None = "lightning_logs", version: int | str | None = None, prefix: str = "",
                  flush_logs_every_n_steps: int = 100, **options: Any):

@@ -125,7 +125,8 @@ def export_view(client: Any, exp_id: str, view: RunView, *, parent: str | None =
     mlflow_id = run.info.run_id
     log_params(client, mlflow_id, view.params)
     points = send_series(client, mlflow_id, [(k, c, d.unit, d.steps, d.times, d.values)
-                                             for (k, c), d in sorted(view.metrics.items())], progress=progress)
+                                             for (k, c), d in sorted(view.metrics.items()) if d.kind == "scalar"],
+                          progress=progress)  # vectors stay in the PROV-JSON sent with the run
     log_files(client, mlflow_id, view.run_dir,
               [("models", m.get("prov:location")) for m in view.models] +
               [("artifacts", a.get("prov:location")) for a in view.artifacts], view.prov_path)

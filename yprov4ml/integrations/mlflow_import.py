@@ -19,9 +19,10 @@ from ..prov.build import build_document
 from ..prov.document import to_json
 from ..record import FileEntity, Param, RunInfo, RunRecord
 from ..storage.files import atomic_write_text, resolve_inside, sha256_of
-from ..storage.layout import prov_file
+from ..storage.layout import metric_file, prov_file
 from ..storage.names import UniqueNames, safe_part
 from ..storage.series import MetricSeries
+from ..storage.writer import MetricFileWriter
 from . import mlflow_names as names
 from .mlflow_link import is_mlflow_error, mlflow_client, translated
 
@@ -102,24 +103,27 @@ def import_run(client: Any, run: Any, out_dir: Path) -> Path:
         else:
             record.params[key] = Param(key, names.param_value(text), start)
     file_names: dict[str, UniqueNames] = {}
+    writer = MetricFileWriter(metric_file(run_dir, rank), rank)
     for mlflow_name in sorted(run.data.metrics):
         described = _series_description(tags, names.SERIES_TAG + mlflow_name)
         context, _, key = mlflow_name.partition("/") if "/" in mlflow_name else ("training", "", mlflow_name)
         key, context = described.get("key", key), described.get("context", context)
         points = sorted(((m.timestamp, m.step, m.value) for m in client.get_metric_history(info.run_id, mlflow_name)))
-        relpath = f"metrics/{safe_part(context)}/{file_names.setdefault(context, UniqueNames()).name(key)}.rank{rank}.ymetric"
-        series = MetricSeries(key, context, run_dir / relpath, relpath, rank, described.get("unit"))
-        series.path.parent.mkdir(parents=True, exist_ok=True)
+        name = file_names.setdefault(context, UniqueNames()).name(key)
+        series = MetricSeries(key, context, len(record.metrics), name, writer.path, writer.path.name,
+                              described.get("unit"))
         infinite = described["infinite"]
         rows = [(step, ms / 1000, names.restore_infinity(value) if infinite else value) for ms, step, value in points]
         for first in range(0, len(rows), CHUNK_POINTS):
-            series.write_chunk(rows[first: first + CHUNK_POINTS])
-        if rows:  # no file for an empty series: readers take a missing file with count 0 as empty
-            series.sha256 = sha256_of(series.path)
+            writer.write([(series, rows[first: first + CHUNK_POINTS])])
         record.metrics[key, context] = series
         if series.count:
             record.touch_context(context, series.first_time)
             record.touch_context(context, series.last_time)
+    if writer.path.is_file():  # no file when no series has a point: readers take count 0 as empty
+        digest = sha256_of(writer.path)
+        for series in record.metrics.values():
+            series.sha256 = digest
     record.artifacts = _artifacts(client, info.run_id, run_dir, end or start)
     path = prov_file(run_dir, rank)
     atomic_write_text(path, to_json(build_document(record)))

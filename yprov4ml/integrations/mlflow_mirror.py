@@ -2,7 +2,7 @@
 
 The hot path is untouched: ``log_metric`` appends to memory, the metric
 writer appends chunks to files, and this thread reads whatever whole chunks
-have reached the files since its last look (``read_points_from``) and sends
+have reached the rank's metric file since its last look (``read_records_from``) and sends
 them in batches. It never blocks training: while MLflow does not answer,
 it warns once and waits; the local record goes on, and what was missed is
 sent when MLflow answers again, at the latest when the run ends. A mirror
@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..storage.metric_file import read_points_from
+from ..storage.metric_file import read_records_from
 from . import mlflow_names as names
 from .mlflow_link import probe, require_mlflow
 
@@ -41,8 +41,8 @@ class MlflowMirror:
         self.mlflow_run_id: str | None = None
         self._parent_id: str | None = None
         self._experiment_id: str | None = None
-        self._offsets: dict[tuple[str, str], int] = {}  # series → bytes of its file sent so far
-        self._sent_of_part: dict[tuple[str, str], int] = {}
+        self._offset = 0  # bytes of the metric file sent so far
+        self._sent_of_part: dict[int, int] = {}  # series number → its points of the current part already sent
         self._series_keys: dict[str, str] = {}  # "<context>/<key>" → MLflow key
         self._sent_params: set[str] = set()
         self._param_keys: set[str] = set()
@@ -158,25 +158,28 @@ class MlflowMirror:
         self._sent_params.update(new)
 
     def _send_points(self) -> None:
-        """The whole chunks that reached each metric file since the last look, a batch at a time."""
+        """The whole records that reached the metric file since the last look, a batch at a time."""
         from .mlflow_send import send_series
 
-        for series in list(self._run.record.metrics.values()):
-            ident = (series.key, series.context)
-            offset = self._offsets.get(ident, 0)
-            if not series.path.exists() or series.path.stat().st_size <= offset:
+        path = self._run._writer.file.path
+        if not path.exists() or path.stat().st_size <= self._offset:
+            return
+        part, end = read_records_from(path, self._offset)
+        by_number = {series.number: series for series in list(self._run.record.metrics.values())}
+        for number, data in sorted(part.series.items()):
+            series = by_number.get(number)
+            if series is None or series.kind != "scalar":  # MLflow metrics are numbers
                 continue
-            steps, times, values, end = read_points_from(series.path, offset)
             # The offset moves once the whole part is sent; ``_sent_of_part`` counts the batches of it that
             # went before a failure, so that no point is sent twice when the part is read again.
-            for first in range(self._sent_of_part.get(ident, 0), len(values), names.METRICS_PER_BATCH):
+            for first in range(self._sent_of_part.get(number, 0), len(data.values), names.METRICS_PER_BATCH):
                 last = first + names.METRICS_PER_BATCH
                 send_series(self._client, self.mlflow_run_id,
-                            [(series.key, series.context, series.unit, steps[first:last], times[first:last],
-                              values[first:last])], progress=False, keys=self._series_keys)
-                self._sent_of_part[ident] = last
-            self._offsets[ident] = end
-            self._sent_of_part.pop(ident, None)
+                            [(series.key, series.context, series.unit, data.steps[first:last], data.times[first:last],
+                              data.values[first:last])], progress=False, keys=self._series_keys)
+                self._sent_of_part[number] = last
+        self._offset = end
+        self._sent_of_part.clear()
 
     def _finish_remote(self, status: str, document: Path, collection: Path | None) -> None:
         from .mlflow_send import log_files

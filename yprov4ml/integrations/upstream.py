@@ -122,3 +122,18 @@ def log_source_code(path: Any = None, use_git: bool = False) -> Any:
                              attributes={"role": "source code diff", "git_commit": attributes["git_commit"],
                                          "applies_to": entity.path})
     return entity
+
+
+def log_provenance_documents(create_graph: bool = False, create_svg: bool = False,
+                             crate_ro_crate: bool = False) -> list[Path]:
+    """Upstream's name for ending the run from a logger (itwinai's): end it and return the files written —
+    the rank's PROV-JSON, and its DOT / SVG picture when asked."""
+    run = _current("log_provenance_documents")
+    path = end_run(create_graph=create_graph, create_svg=create_svg, crate_ro_crate=crate_ro_crate)
+    if path is None:  # a rank that does not record
+        return []
+    picture = Path(run.run_dir) / f"graph.rank{run.rank}.dot"
+    extra = [picture] if create_graph or create_svg else []
+    if create_svg:
+        extra.append(picture.with_suffix(".svg"))
+    return [path] + [p for p in extra if p.is_file()]

@@ -12,14 +12,13 @@ from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE, ProvDocument
 
 from ..version import __version__
 from ..record import FileEntity, ModelVersion, RunRecord
+from ..storage.metric_file import FORMAT_VERSION
 from ..storage.names import UniqueNames, safe_name, safe_part
 from .document import (context_activity_id, literal, metric_entity_id, new_document, prov_kind, run_activity_id,
                        timestamp)
 
 
-def series_name(relpath: str, rank: int) -> str:
-    """The name a run minted for a metric series: its file name without ``.rankN.ymetric``."""
-    return relpath.rsplit("/", 1)[-1][: -len(f".rank{rank}.ymetric")]
+METRIC_FORMAT = f"yprov4ml-metrics/{FORMAT_VERSION}"
 
 
 def _attrs(prefix_free: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +72,7 @@ def build_document(record: RunRecord) -> ProvDocument:
     def activity_for(context: str | None):
         return contexts.get(context, run) if context else run
 
+    lineages: list[tuple[str, Any]] = []  # sample-index series, linked to the dataset of their name below
     param_names = UniqueNames()
     for key, param in sorted(record.params.items()):
         value = param.value
@@ -88,20 +88,23 @@ def build_document(record: RunRecord) -> ProvDocument:
     for (key, context), series in sorted(record.metrics.items()):
         summary = series.summary()
         attrs = _attrs({
-            "key": key, "context": context, "rank": rank, "unit": series.unit, "count": summary["count"],
-            "first_step": summary["first_step"], "last_step": summary["last_step"],
-            "min": summary["min"], "max": summary["max"], "last_value": summary["last_value"],
-            "sha256": series.sha256, "format": "yprov4ml-metric/1",
+            "key": key, "context": context, "rank": rank, "unit": series.unit, "kind": series.kind,
+            **summary, "first_time": None, "last_time": None,
+            "series": series.number, "sha256": series.sha256, "format": METRIC_FORMAT,
         })
         if (key, context) in record.metric_exports:
             attrs["yprov:exported_as"] = record.metric_exports[key, context]
         sources = record.metric_sources.get((key, context))
         if sources:
             attrs["yprov:source"] = literal(sources[0] if len(sources) == 1 else sources)
-        attrs.update({PROV_TYPE: prov_kind("yprov:MetricSeries"), PROV_LABEL: key, PROV_LOCATION: series.relpath})
-        entity = doc.entity(metric_entity_id(rank, context, series_name(series.relpath, rank)), attrs)
+        lineage = series.kind == "indices"  # which samples each step consumed: one entity, not one per sample
+        attrs.update({PROV_TYPE: prov_kind("yprov:SampleIndices" if lineage else "yprov:MetricSeries"),
+                      PROV_LABEL: f"{key} (sample indices)" if lineage else key, PROV_LOCATION: series.relpath})
+        entity = doc.entity(metric_entity_id(rank, context, series.name), attrs)
         last = summary["last_time"]
         doc.wasGeneratedBy(entity, activity_for(context), timestamp(last) if last else None)
+        if lineage:
+            lineages.append((key, entity))
 
     taken: set[str] = set()
 
@@ -132,6 +135,9 @@ def build_document(record: RunRecord) -> ProvDocument:
         attrs.update({PROV_TYPE: prov_kind("yprov:Dataset"), PROV_LABEL: dataset.label})
         entity = doc.entity(unique(f"run:rank-{rank}/dataset/{safe_name(dataset.label)}"), attrs)
         doc.used(activity_for(dataset.context), entity, timestamp(dataset.time))
+        for key, lineage in lineages:
+            if key == dataset.attributes.get("sample_indices"):
+                doc.wasDerivedFrom(lineage, entity)
 
     for facts, kind, label, name, location in (
             (record.source, "yprov:SourceCode", "source code", "source", "script"),

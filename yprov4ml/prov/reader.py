@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import NotARunError
 from ..storage.files import read_json, resolve_inside
 from ..storage.layout import prov_file, rank_documents
-from ..storage.metric_file import MetricData, read_metric_file
+from ..storage.metric_file import MetricData, MetricsFile, read_metrics_file
+from ..storage.metric_file_v1 import read_metric_file
 from ..errors import DocumentError
 from .decode import attributes, checked_schema, prov_type, rank_document
 
@@ -39,7 +40,8 @@ class RunView:
     user: str = ""  # the person the run was associated with
     run: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[tuple[str, str], MetricData] = field(default_factory=dict)
+    metrics: dict[tuple[str, str], MetricData] = field(default_factory=dict)  # numbers and vectors (``kind``)
+    sample_indices: dict[tuple[str, str], MetricData] = field(default_factory=dict)  # which samples each step used
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)
@@ -101,9 +103,10 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
     for element in (doc.get("agent") or {}).values():
         if isinstance(element, dict) and prov_type(element) == "prov:Person":
             view.user = str(attributes(element).get("prov:label", ""))
+    files: dict[Path, MetricsFile | str] = {}  # each rank's metric file is read once, whatever its series
     for identifier, element in doc.get("entity", {}).items():
         try:
-            _read_entity(view, prov_type(element), attributes(element))
+            _read_entity(view, prov_type(element), attributes(element), files)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, NotARunError):
                 raise
@@ -115,7 +118,7 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
     return view
 
 
-def _read_entity(view: RunView, kind: str, attrs: dict[str, Any]) -> None:
+def _read_entity(view: RunView, kind: str, attrs: dict[str, Any], files: dict[Path, MetricsFile | str]) -> None:
     """Fold one entity of a rank document into the view."""
     if kind == "yprov:Parameter":
         value = attrs.get("value")
@@ -125,10 +128,11 @@ def _read_entity(view: RunView, kind: str, attrs: dict[str, Any]) -> None:
             except (ValueError, RecursionError):
                 pass
         view.params[attrs.get("key", attrs.get("prov:label"))] = value
-    elif kind == "yprov:MetricSeries":
-        data = _metric_series(view, attrs)
+    elif kind in ("yprov:MetricSeries", "yprov:SampleIndices"):
+        data = _metric_series(view, attrs, files)
         if data is not None:
-            view.metrics[attrs["key"], attrs["context"]] = data
+            into = view.sample_indices if kind == "yprov:SampleIndices" else view.metrics
+            into[attrs["key"], attrs["context"]] = data
     elif kind == "yprov:Artifact":
         view.artifacts.append(attrs)
     elif kind == "yprov:ModelVersion":
@@ -143,7 +147,7 @@ def _read_entity(view: RunView, kind: str, attrs: dict[str, Any]) -> None:
         view.randomness = attrs
 
 
-def _metric_series(view: RunView, attrs: dict[str, Any]) -> MetricData | None:
+def _metric_series(view: RunView, attrs: dict[str, Any], files: dict[Path, MetricsFile | str]) -> MetricData | None:
     """One series read back and checked against the count its document records (problems noted)."""
     key, context, count = attrs["key"], attrs["context"], int(attrs.get("count") or 0)
     if not isinstance(attrs.get("prov:location"), str):
@@ -154,19 +158,47 @@ def _metric_series(view: RunView, attrs: dict[str, Any]) -> MetricData | None:
         view.problems.append(f"metric {key!r} ({context}): its location {attrs.get('prov:location')!r} is outside "
                              "the run directory; it was not read")
         return None
+    kind = "indices" if attrs.get("prov:type") == "yprov:SampleIndices" else \
+        "vector" if attrs.get("kind") == "vector" else "scalar"
+    empty = MetricData(key, context, view.rank, [], [], [], attrs.get("unit"), kind=kind)
     if not location.is_file():
         if count:
             raise NotARunError(f"{view.prov_path}: the metric file {location} of {key!r} "
                                f"({count} points) is missing; was the run directory copied in part?")
-        return MetricData(key, context, view.rank, [], [], [], attrs.get("unit"))  # opened, no point flushed
+        return empty  # opened, no point flushed
+    number = attrs.get("series")
     try:
-        data = read_metric_file(location)
+        if isinstance(number, int) and not isinstance(number, bool):
+            if location not in files:
+                try:
+                    files[location] = read_metrics_file(location)
+                except (OSError, ValueError) as exc:
+                    files[location] = str(exc)
+                else:
+                    if files[location].skipped_bytes:  # said once for the file, whatever its series
+                        view.problems.append(f"{files[location].skipped_bytes} damaged byte(s) in {location.name} "
+                                             "were skipped")
+            found = files[location]
+            if isinstance(found, str):
+                raise ValueError(found)
+            data = found.series.get(number)
+            if data is None:
+                if count:
+                    view.problems.append(f"metric {key!r} ({context}): series {number} is not in {location.name}")
+                return empty
+            if ((data.key, data.context) != (key, context) and data.key) or data.kind != kind:
+                view.problems.append(f"metric {key!r} ({context}): series {number} of {location.name} is "
+                                     f"{data.key!r} ({data.context}, {data.kind}); it was not read")
+                return None
+            data.key, data.context, data.unit = key, context, data.unit or attrs.get("unit")
+        else:  # a run recorded before version 2: one file per series
+            data = read_metric_file(location)
+            if data.truncated:
+                view.problems.append(f"metric {key!r} ({context}): {data.skipped_bytes} damaged byte(s) in "
+                                     f"{location.name} were skipped")
     except (OSError, ValueError) as exc:
         view.problems.append(f"metric {key!r} ({context}): {exc}")
         return None
-    if data.truncated:
-        view.problems.append(f"metric {key!r} ({context}): {data.skipped_bytes} damaged byte(s) in {location.name} "
-                             "were skipped")
     if len(data) != count:
         view.problems.append(f"metric {key!r} ({context}): {len(data)} point(s) read, the document records {count}")
     return data

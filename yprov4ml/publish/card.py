@@ -57,7 +57,7 @@ def _final(view: RunView) -> list[tuple[str, str, float, int, float, float]]:
     not measured by yprov4ml's collectors (those carry a unit, or sit in the system context)."""
     rows = []
     for (key, context), data in sorted(view.metrics.items()):
-        if context == SYSTEM_CONTEXT or data.unit or not data.values:
+        if context == SYSTEM_CONTEXT or data.unit or not data.values or data.kind != "scalar":
             continue
         finite = [v for v in data.values if math.isfinite(v)] or data.values
         rows.append((key, context, data.values[-1], data.steps[-1], min(finite), max(finite)))

@@ -1,6 +1,6 @@
 """Metric series written again in the formats other tools read: CSV, netCDF, Zarr, Parquet.
 
-The chunked, checksummed ``.ymetric`` file stays the crash-safe primary;
+The rank's chunked, checksummed ``metrics.rankN.ymetric`` file stays the crash-safe primary;
 these are copies for analysis, written at end_run (``start_run(
 metrics_file_type=...)``, as upstream 3.x does) or afterwards (``yprov4ml
 export RUN --format ...``). Each series becomes one file with three columns —
@@ -103,10 +103,8 @@ def _write_xarray(data: MetricData, target: Path, file_type: str, compressor: st
     partial.replace(target)
 
 
-def export_series_file(metric_path: Path, file_type: str, separator: str = ",", compressor: str | None = None,
-                       target_stem: Path | None = None) -> Path:
-    """Write a ``.ymetric`` file again in ``file_type``, beside it unless ``target_stem`` says where."""
-    from .metric_file import read_metric_file
+def export_stem(run_dir: Path, context: str, name: str, rank: int) -> Path:
+    """Where a series' copy goes, without its extension: ``metrics/<context>/<name>.rank<N>``."""
+    from .names import safe_part
 
-    stem = target_stem or metric_path.with_name(metric_path.name.removesuffix(".ymetric"))
-    return write_series(read_metric_file(metric_path), stem, file_type, separator, compressor)
+    return run_dir / "metrics" / safe_part(context) / f"{name}.rank{rank}"

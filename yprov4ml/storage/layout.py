@@ -19,6 +19,11 @@ def journal_file(run_dir: Path, rank: int) -> Path:
     return run_dir / f"journal.rank{rank}.jsonl"
 
 
+def metric_file(run_dir: Path, rank: int) -> Path:
+    """``metrics.rankN.ymetric``: every metric series of one rank (``storage.metric_file``)."""
+    return run_dir / f"metrics.rank{rank}.ymetric"
+
+
 def rank_of_document(path: Path) -> int | None:
     """N for a ``prov.rankN.json`` file name, else None."""
     match = _RANK_FILE.match(path.name)

@@ -1,136 +1,270 @@
-"""The metric file format: one header line, then CRC-checked binary chunks of points.
+"""The metric file format: every metric series of one rank in one file, as CRC-checked binary records.
 
-Metric file format (version 1), little-endian:
+One file per rank (``metrics.rankN.ymetric``) whatever the number of series: a
+parallel file system counts files, and thousands of ranks with dozens of
+series each would otherwise put tens of thousands of them in one directory.
 
-* one header line: UTF-8 JSON ending in ``\\n``, e.g.
-  ``{"yprov4ml_metric": 1, "key": "loss", "context": "training", "rank": 0,
-  "columns": ["step:int64", "time:float64", "value:float64"]}``
-* then chunks: ``b"YPMC"``, ``uint32 n``, ``uint32 crc32`` of the body, then
-  the body: ``n`` int64 steps, ``n`` float64 Unix times, ``n`` float64 values.
-  A chunk cut short or damaged (a torn write, a zero-filled tail, a bad
-  block) fails its length or checksum: the reader skips it, finds the next
-  chunk marker and goes on, and flags the file as damaged.
+Format (version 2), little-endian:
 
-24 bytes per point (plus 12 per chunk); float64 values (NaN and ±inf included) round-trip exactly.
+* one header line: UTF-8 JSON ending in ``\\n``, e.g. ``{"yprov4ml_metrics": 2, "rank": 0}``;
+* then records: ``magic(4) series(u32) count(u32) size(u32) crc32(u32)``, then ``size`` bytes of body.
+  The CRC covers ``series``, ``count``, ``size`` and the body. The magic says the kind:
+
+  - ``YPMD`` declares series ``series``: its body is UTF-8 JSON ``{"key", "context", "kind", "unit", "name"}``;
+  - ``YPMC``: ``count`` scalar points: int64 steps, float64 Unix times, float64 values (24 bytes a point);
+  - ``YPMV``: ``count`` vector points: int64 steps, float64 times, uint32 lengths, then the float64 elements;
+  - ``YPMI``: ``count`` steps of sample indices (which samples each step consumed): int64 steps, float64
+    times, uint32 lengths, then the int64 indices, zlib-compressed.
+
+A record cut short or damaged (a torn write, a zero-filled tail, a bad block)
+fails its length or checksum: the reader skips it, finds the next record marker
+and goes on, and flags the series it could not attribute as damaged. Every count
+and size read from the file is checked against the bytes that are there before
+anything is allocated for it. Version 1 files (one file per series) are still
+read: ``metric_file_v1``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-FORMAT_VERSION = 1
-CHUNK_MAGIC = b"YPMC"
-CHUNK_HEAD = struct.Struct("<4sII")
-POINT_BYTES = 24
-
-
-def header_line(key: str, context: str, rank: int, unit: str | None = None) -> bytes:
-    """The first line of a metric file."""
-    header = {"yprov4ml_metric": FORMAT_VERSION, "key": key, "context": context, "rank": rank,
-              "columns": ["step:int64", "time:float64", "value:float64"]}
-    if unit:
-        header["unit"] = unit
-    return (json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8")
+FORMAT_VERSION = 2
+HEAD = struct.Struct("<4sIIII")
+DECLARE, SCALAR, VECTOR, INDICES = b"YPMD", b"YPMC", b"YPMV", b"YPMI"
+KIND_OF = {SCALAR: "scalar", VECTOR: "vector", INDICES: "indices"}
+MAGIC_OF = {kind: magic for magic, kind in KIND_OF.items()}
+_MARKER = re.compile(b"YPM[DCVI]")
+MAX_DECLARATION = 1 << 16
+MAX_ELEMENTS = 1 << 26  # elements (vector values or indices) one record may hold: 512 MB unpacked
+_FIELDS = struct.Struct("<III")
 
 
-def encode_chunk(steps: Sequence[int], times: Sequence[float], values: Sequence[float]) -> bytes:
-    """One chunk: magic, count, crc32, then the three columns."""
-    body = b"".join((array("q", steps).tobytes(), array("d", times).tobytes(), array("d", values).tobytes()))
-    return CHUNK_HEAD.pack(CHUNK_MAGIC, len(steps), zlib.crc32(body)) + body
+def header_line(rank: int) -> bytes:
+    """The first line of a rank's metric file."""
+    return (json.dumps({"yprov4ml_metrics": FORMAT_VERSION, "rank": rank}) + "\n").encode("utf-8")
+
+
+def _record(magic: bytes, series: int, count: int, body: bytes) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(_FIELDS.pack(series, count, len(body))))
+    return HEAD.pack(magic, series, count, len(body), crc) + body
+
+
+def encode_declaration(series: int, key: str, context: str, kind: str, unit: str | None, name: str) -> bytes:
+    """The record that names series ``series`` (written before its first points)."""
+    body = json.dumps({"key": key, "context": context, "kind": kind, "unit": unit, "name": name},
+                      ensure_ascii=False).encode("utf-8")
+    return _record(DECLARE, series, 0, body)
+
+
+def encode_points(series: int, kind: str, steps: Sequence[int], times: Sequence[float],
+                  values: Sequence[Any]) -> bytes:
+    """One record of points of a series: scalars (floats), vectors (float sequences) or index lists (ints)."""
+    head = array("q", steps).tobytes() + array("d", times).tobytes()
+    if kind == "scalar":
+        return _record(SCALAR, series, len(steps), head + array("d", values).tobytes())
+    lengths = array("I", (len(v) for v in values)).tobytes()
+    if kind == "vector":
+        flat = array("d")
+        for vector in values:
+            flat.extend(vector)
+        return _record(VECTOR, series, len(steps), head + lengths + flat.tobytes())
+    flat = array("q")
+    for indices in values:
+        flat.extend(indices)
+    return _record(INDICES, series, len(steps), head + lengths + zlib.compress(flat.tobytes(), 1))
 
 
 @dataclass
 class MetricData:
-    """A metric series read back from its file."""
+    """A metric series read back: its points (a value is a float, a list of floats, or a list of indices)."""
 
     key: str
     context: str
     rank: int
     steps: list[int]
     times: list[float]
-    values: list[float]
+    values: list[Any]
     unit: str | None = None
-    truncated: bool = False  # some bytes could not be read as whole chunks (skipped)
+    truncated: bool = False  # some bytes could not be read as whole records (skipped)
     skipped_bytes: int = 0
+    kind: str = "scalar"
+    name: str = ""
 
     def __len__(self) -> int:
         return len(self.values)
 
 
-def read_metric_file(path: str | Path) -> MetricData:
-    """Read a metric file; damaged chunks are skipped (``truncated``, ``skipped_bytes``), the rest is read."""
-    data = Path(path).read_bytes()
-    newline = data.find(b"\n")
+@dataclass
+class MetricsFile:
+    """Every series of one rank's metric file, by series number."""
+
+    rank: int
+    series: dict[int, MetricData] = field(default_factory=dict)
+    skipped_bytes: int = 0
+
+
+def _decode(magic: bytes, count: int, body: bytes) -> tuple[list[int], list[float], list[Any]] | None:
+    """The points of one record's body, or None when its sizes do not add up (a damaged record)."""
+    if magic == DECLARE:
+        return None
+    fixed = 24 if magic == SCALAR else 20
+    if fixed * count > len(body):
+        return None
+    steps, times = array("q"), array("d")
+    steps.frombytes(body[: 8 * count])
+    times.frombytes(body[8 * count: 16 * count])
+    if magic == SCALAR:
+        if len(body) != 24 * count:
+            return None
+        values = array("d")
+        values.frombytes(body[16 * count:])
+        return steps.tolist(), times.tolist(), values.tolist()
+    lengths = array("I")
+    lengths.frombytes(body[16 * count: 20 * count])
+    total = sum(lengths)
+    rest = body[20 * count:]
+    if total > MAX_ELEMENTS:
+        return None
+    if magic == VECTOR:
+        if len(rest) != 8 * total:
+            return None
+        flat = array("d")
+    else:
+        unpacker = zlib.decompressobj()
+        try:
+            rest = unpacker.decompress(rest, 8 * total)
+        except zlib.error:
+            return None
+        if len(rest) != 8 * total or not unpacker.eof or unpacker.unconsumed_tail:
+            return None
+        flat = array("q")
+    flat.frombytes(rest)
+    values, start = [], 0
+    for length in lengths:
+        values.append(flat[start: start + length].tolist())
+        start += length
+    return steps.tolist(), times.tolist(), values
+
+
+def _whole_record_at(data: bytes, pos: int) -> tuple[bytes, int, int, bytes] | None:
+    """(magic, series, count, body) of the intact record at ``pos``, or None."""
+    if pos + HEAD.size > len(data):
+        return None
+    magic, series, count, size, crc = HEAD.unpack_from(data, pos)
+    start = pos + HEAD.size
+    if _MARKER.fullmatch(magic) is None or size > len(data) - start:
+        return None
+    body = data[start: start + size]
+    if zlib.crc32(body, zlib.crc32(_FIELDS.pack(series, count, size))) != crc:
+        return None
+    return magic, series, count, body
+
+
+def _declared(body: bytes) -> dict[str, Any] | None:
+    if len(body) > MAX_DECLARATION:
+        return None
+    try:
+        found = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("key"), str) or \
+            not isinstance(found.get("context"), str) or found.get("kind") not in MAGIC_OF:
+        return None
+    return found
+
+
+def parse_records(data: bytes, pos: int, rank: int, into: MetricsFile, resync: bool = True) -> int:
+    """Fold the records of ``data`` from ``pos`` into ``into``; the position after the last whole record.
+
+    With ``resync`` a damaged stretch is skipped up to the next intact record (counted in
+    ``skipped_bytes``); without it, reading stops there (a file that is still being written).
+    """
+    while pos < len(data):
+        found = _whole_record_at(data, pos)
+        points = None if found is None else (_declared(found[3]) if found[0] == DECLARE
+                                             else _decode(found[0], found[2], found[3]))
+        if points is None:
+            if not resync:
+                return pos
+            following = pos + 1
+            while (match := _MARKER.search(data, following)) is not None and \
+                    _whole_record_at(data, match.start()) is None:
+                following = match.start() + 1
+            end = match.start() if match is not None else len(data)
+            into.skipped_bytes += end - pos
+            pos = end
+            continue
+        magic, series, _, body = found  # type: ignore[misc]
+        pos += HEAD.size + len(body)
+        if magic == DECLARE:
+            declared = into.series.get(series)
+            if declared is None:
+                into.series[series] = MetricData(points["key"], points["context"], rank, [], [], [],
+                                                 points.get("unit"), kind=points["kind"], name=str(points.get("name")))
+            continue
+        target = into.series.get(series)
+        if target is None:  # its declaration was lost: keep the points under the number alone
+            target = into.series[series] = MetricData("", "", rank, [], [], [], kind=KIND_OF[magic], truncated=True)
+        if target.kind != KIND_OF[magic]:
+            target.truncated = True  # points of another kind under this number: not this series'
+            continue
+        steps, times, values = points
+        target.steps += steps
+        target.times += times
+        target.values += values
+    return pos
+
+
+def read_header(data: bytes, path: Any, version_key: str = "yprov4ml_metrics",
+                expected: int = FORMAT_VERSION) -> tuple[dict[str, Any], int]:
+    """The JSON header line of a metric file (of either format) and where the records start."""
+    newline = data.find(b"\n", 0, 4096)
     if newline < 0:
         raise ValueError(f"{path} is not a yprov4ml metric file: no header line")
     try:
         header = json.loads(data[:newline])
-        version = header["yprov4ml_metric"]
+        version = header[version_key]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} is not a yprov4ml metric file: bad header ({exc})") from None
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: metric file format {version} is not supported (expected {FORMAT_VERSION})")
-    steps, times, values = array("q"), array("d"), array("d")
-    pos, skipped = newline + 1, 0
-    while pos < len(data):
-        n = _whole_chunk_at(data, pos)
-        if n is None:  # damaged here: resynchronise on the next marker whose chunk checks out
-            following = data.find(CHUNK_MAGIC, pos + 1)
-            while following >= 0 and _whole_chunk_at(data, following) is None:
-                following = data.find(CHUNK_MAGIC, following + 1)
-            end = following if following >= 0 else len(data)
-            skipped += end - pos
-            pos = end
-            continue
-        pos = _take_chunk(data, pos, n, steps, times, values)
-    return MetricData(header.get("key", ""), header.get("context", ""), int(header.get("rank", 0)),
-                      steps.tolist(), times.tolist(), values.tolist(), header.get("unit"), skipped > 0, skipped)
+    if version != expected:
+        raise ValueError(f"{path}: metric file format {version} is not supported (expected {expected})")
+    return header, newline + 1
 
 
-def _take_chunk(data: bytes, pos: int, n: int, steps: array, times: array, values: array) -> int:
-    """Append the ``n`` points of the chunk at ``pos`` to the columns; the position after it."""
-    body = pos + CHUNK_HEAD.size
-    steps.frombytes(data[body: body + 8 * n])
-    times.frombytes(data[body + 8 * n: body + 16 * n])
-    values.frombytes(data[body + 16 * n: body + POINT_BYTES * n])
-    return body + POINT_BYTES * n
+def read_metrics_file(path: str | Path) -> MetricsFile:
+    """Every series of a rank's metric file; damaged records are skipped (and their bytes counted)."""
+    data = Path(path).read_bytes()
+    header, pos = read_header(data, path)
+    rank = header.get("rank") if isinstance(header.get("rank"), int) else 0
+    found = MetricsFile(rank)
+    parse_records(data, pos, rank, found)
+    if found.skipped_bytes:
+        for series in found.series.values():
+            series.truncated, series.skipped_bytes = True, found.skipped_bytes
+    return found
 
 
-def _whole_chunk_at(data: bytes, pos: int) -> int | None:
-    """The point count of the intact chunk starting at ``pos``, or None."""
-    if pos + CHUNK_HEAD.size > len(data):
-        return None
-    magic, n, crc = CHUNK_HEAD.unpack_from(data, pos)
-    body = pos + CHUNK_HEAD.size
-    end = body + POINT_BYTES * n
-    if magic != CHUNK_MAGIC or end > len(data) or zlib.crc32(data[body:end]) != crc:
-        return None
-    return n
+def read_records_from(path: str | Path, offset: int) -> tuple[MetricsFile, int]:
+    """The whole records from byte ``offset`` on, and the offset after the last of them.
 
-
-def read_points_from(path: str | Path, offset: int) -> tuple[list[int], list[float], list[float], int]:
-    """The points of the whole chunks from byte ``offset`` on, and the offset after the last of them.
-
-    For a reader that follows a file as it grows (the MLflow mirror): it stops
-    at the first chunk that is not whole yet, and starts again there next time.
-    Offset 0 means the start of the file (the header line is skipped).
+    For a reader that follows the file as it grows (the MLflow mirror): it stops at the first
+    record that is not whole yet and starts there next time. Offset 0 is the start of the file.
     """
     with open(path, "rb") as fh:
         fh.seek(offset)
         data = fh.read()
     pos = 0
+    found = MetricsFile(0)
     if offset == 0:
-        newline = data.find(b"\n")
-        if newline < 0:
-            return [], [], [], 0
-        pos = newline + 1
-    steps, times, values = array("q"), array("d"), array("d")
-    while (n := _whole_chunk_at(data, pos)) is not None:
-        pos = _take_chunk(data, pos, n, steps, times, values)
-    return steps.tolist(), times.tolist(), values.tolist(), offset + pos
+        if b"\n" not in data:
+            return found, 0
+        header, pos = read_header(data, path)
+    end = parse_records(data, pos, found.rank, found, resync=False)
+    return found, offset + end

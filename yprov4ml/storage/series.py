@@ -1,36 +1,44 @@
 """Metric series: the in-memory buffer of the hot path and the running summary of what reached the file.
 
 Logging a point appends a tuple to the series' deque (thread-safe, no lock, no
-I/O). The writer (``storage.writer``) drains the deques in chunks and appends
-each chunk to the series' file (``storage.metric_file``), updating the summary.
+I/O). The writer (``storage.writer``) drains every deque and appends their
+points to the rank's one metric file (``storage.metric_file``), then folds them
+into each series' summary.
 """
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from pathlib import Path
+from typing import Any
 
-from .metric_file import encode_chunk, header_line, read_metric_file
-
-MAX_UNWRITTEN = 1 << 18  # points kept per series while the disk refuses writes (about 25 MB)
+MAX_UNWRITTEN = 1 << 18  # points kept per series while the disk refuses writes (about 25 MB of scalars)
 
 
 class MetricSeries:
-    """One (metric, context) series of one rank: its buffer, file and running summary."""
+    """One (metric, context) series of one rank: its buffer and running summary.
+
+    ``kind`` is ``scalar`` (a float a point), ``vector`` (a list of floats a point) or ``indices``
+    (the sample indices a step consumed: sample-level lineage).
+    """
 
     __slots__ = (
-        "key", "context", "path", "relpath", "unit", "pending", "next_step",
-        "count", "first_step", "last_step", "min", "max", "last_value",
-        "first_time", "last_time", "sha256", "_header", "unwritten", "lost", "_good_size",
+        "key", "context", "number", "name", "kind", "unit", "path", "relpath", "pending", "next_step",
+        "count", "first_step", "last_step", "min", "max", "last_value", "first_time", "last_time",
+        "sha256", "declared", "unwritten", "lost", "elements", "distinct", "shape",
     )
 
-    def __init__(self, key: str, context: str, path: Path, relpath: str, rank: int, unit: str | None = None):
+    def __init__(self, key: str, context: str, number: int, name: str, path: Path, relpath: str,
+                 unit: str | None = None, kind: str = "scalar", shape: list[int] | None = None):
         self.key = key
         self.context = context
-        self.path = path
-        self.relpath = relpath
+        self.number = number  # the series' number in the rank's metric file
+        self.name = name  # unique among the context's series: the PROV identifier's last part
+        self.kind = kind
         self.unit = unit
+        self.shape = shape  # a vector series: the shape of its first point (flattened in the file)
+        self.path = path  # the rank's metric file, shared by its series
+        self.relpath = relpath
         self.pending: deque = deque()
         self.next_step = 0
         self.count = 0
@@ -38,65 +46,40 @@ class MetricSeries:
         self.last_step: int | None = None
         self.min: float | None = None
         self.max: float | None = None
-        self.last_value: float | None = None
+        self.last_value: Any = None
         self.first_time: float | None = None
         self.last_time: float | None = None
-        self.sha256: str | None = None  # set when the run is finalised
-        self._header = header_line(key, context, rank, unit)
-        self.unwritten: list[tuple[int, float, float]] = []  # points of failed writes, retried with the next
+        self.sha256: str | None = None  # the metric file's, set when the run is finalised
+        self.declared = False  # its declaration record is in the file
+        self.unwritten: list[tuple] = []  # points of failed writes, retried with the next
         self.lost = 0  # points dropped because the disk refused them for too long
-        self._good_size = 0  # the file's length up to its last whole chunk
+        self.elements = 0  # vector elements / sample indices written
+        self.distinct: set[int] | None = set() if kind == "indices" else None
 
-    @classmethod
-    def from_file(cls, path: Path, relpath: str, key: str, context: str, rank: int,
-                  unit: str | None = None) -> "MetricSeries":
-        """A series rebuilt from its file (recovery): the summary of every intact chunk."""
-        series = cls(key, context, path, relpath, rank, unit)
-        if path.is_file():
-            data = read_metric_file(path)
-            if data.values:
-                series._summarise(tuple(data.steps), tuple(data.times), tuple(data.values))
-                series.next_step = data.steps[-1] + 1
-            series._header, series._good_size = b"", path.stat().st_size
-        return series
-
-    def take_pending(self) -> list[tuple[int, float, float]]:
-        """Remove and return the points logged so far (safe while other threads append)."""
+    def take_pending(self) -> list[tuple]:
+        """Remove and return the points logged so far, after those a failed write left (safe while other
+        threads append)."""
         pending = self.pending
-        return [pending.popleft() for _ in range(len(pending))]
-
-    def write_chunk(self, rows: list[tuple[int, float, float]]) -> None:
-        """Append ``rows`` (after any points a failed write left) as one chunk and fold them into the summary.
-
-        On a failed write (a full disk) the file is cut back to its last whole
-        chunk, so later chunks never follow a torn one, and the points are kept
-        for the next try (at most ``MAX_UNWRITTEN``; older ones are counted lost).
-        """
+        rows = [pending.popleft() for _ in range(len(pending))]
         if self.unwritten:
-            rows = self.unwritten + rows
-        steps, times, values = zip(*rows)
-        blob = self._header + encode_chunk(steps, times, values)
-        try:
-            with open(self.path, "ab") as fh:  # one write per chunk
-                fh.write(blob)
-        except OSError:
-            self._cut_back()
-            self.unwritten = rows[-MAX_UNWRITTEN:]
-            self.lost += len(rows) - len(self.unwritten)
-            raise
-        self.unwritten = []
-        self._good_size += len(blob)
-        self._header = b""
-        self._summarise(steps, times, values)
+            rows, self.unwritten = self.unwritten + rows, []
+        return rows
 
-    def _cut_back(self) -> None:
-        try:
-            os.truncate(self.path, self._good_size)
-        except OSError:
-            pass  # the reader resynchronises on the next chunk marker anyway
+    def keep_unwritten(self, rows: list[tuple]) -> None:
+        """The disk refused ``rows``: keep the newest ``MAX_UNWRITTEN`` for the next try, count the rest lost."""
+        self.unwritten = rows[-MAX_UNWRITTEN:]
+        self.lost += len(rows) - len(self.unwritten)
 
-    def _summarise(self, steps: tuple, times: tuple, values: tuple) -> None:
-        finite = [v for v in values if v == v]  # NaN is not a min or a max
+    def summarise(self, steps: tuple, times: tuple, values: tuple) -> None:
+        """Fold points that reached the file into the summary."""
+        if self.kind == "scalar":
+            finite = [v for v in values if v == v]  # NaN is not a min or a max
+        else:
+            finite = [x for v in values for x in v if x == x]
+            self.elements += sum(len(v) for v in values)
+            if self.distinct is not None:
+                for indices in values:
+                    self.distinct.update(indices)
         if finite:
             lo, hi = min(finite), max(finite)
             self.min = lo if self.min is None else min(self.min, lo)
@@ -108,8 +91,14 @@ class MetricSeries:
 
     def summary(self) -> dict:
         """The figures the PROV entity of this series carries."""
-        return {
+        figures = {
             "count": self.count, "first_step": self.first_step, "last_step": self.last_step,
-            "min": self.min, "max": self.max, "last_value": self.last_value,
-            "first_time": self.first_time, "last_time": self.last_time,
+            "min": self.min, "max": self.max, "first_time": self.first_time, "last_time": self.last_time,
         }
+        if self.kind == "scalar":
+            figures["last_value"] = self.last_value
+        elif self.kind == "vector":
+            figures.update(last_value=self.last_value, elements=self.elements, shape=self.shape)
+        else:
+            figures.update(samples=self.elements, distinct_samples=len(self.distinct or ()))
+        return figures

@@ -1,18 +1,92 @@
-"""The background thread that moves buffered metric points to their files, in chunks."""
+"""The background thread that moves buffered metric points to the rank's metric file, in chunks."""
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Callable, Iterable
 
+from .metric_file import encode_declaration, encode_points, header_line
 from .series import MetricSeries
+
+MAX_RECORD_ELEMENTS = 1 << 20  # values (vector elements, indices) per record: a record stays a few MB
+
+
+class MetricFileWriter:
+    """Appends records to one rank's metric file: one ``write`` a drain, cut back to whole records on failure."""
+
+    def __init__(self, path: Path, rank: int):
+        self.path = path
+        self._header = header_line(rank)
+        self._good_size = 0  # the file's length up to its last whole record
+
+    @classmethod
+    def resume(cls, path: Path, rank: int) -> "MetricFileWriter":
+        """A writer that appends to an existing file (its header is there already)."""
+        writer = cls(path, rank)
+        if path.is_file():
+            writer._header, writer._good_size = b"", path.stat().st_size
+        return writer
+
+    def write(self, batch: list[tuple[MetricSeries, list[tuple]]]) -> None:
+        """Append every series' rows (declaring new series first) in one write, then fold them into the
+        summaries. On a failed write (a full disk) the file is cut back to its last whole record, so that
+        later records never follow a torn one, and the rows are kept for the next try."""
+        parts = [self._header]
+        for series, rows in batch:
+            if not series.declared:
+                parts.append(encode_declaration(series.number, series.key, series.context, series.kind,
+                                                series.unit, series.name))
+            for chunk in _chunks(series.kind, rows):
+                steps, times, values = zip(*chunk)
+                parts.append(encode_points(series.number, series.kind, steps, times, values))
+        blob = b"".join(parts)
+        try:
+            with open(self.path, "ab") as fh:  # one write per drain, whatever the number of series
+                fh.write(blob)
+        except OSError:
+            self._cut_back()
+            for series, rows in batch:
+                series.keep_unwritten(rows)
+            raise
+        self._good_size += len(blob)
+        self._header = b""
+        for series, rows in batch:
+            series.declared = True
+            for chunk in _chunks(series.kind, rows):
+                series.summarise(*zip(*chunk))
+
+    def _cut_back(self) -> None:
+        try:
+            os.truncate(self.path, self._good_size)
+        except OSError:
+            pass  # the reader resynchronises on the next record marker anyway
+
+
+def _chunks(kind: str, rows: list[tuple]) -> Iterable[list[tuple]]:
+    """``rows`` in records of at most ``MAX_RECORD_ELEMENTS`` values (scalars: one record)."""
+    if kind == "scalar":
+        yield rows
+        return
+    chunk: list[tuple] = []
+    elements = 0
+    for row in rows:
+        if chunk and elements + len(row[2]) > MAX_RECORD_ELEMENTS:
+            yield chunk
+            chunk, elements = [], 0
+        chunk.append(row)
+        elements += len(row[2])
+    if chunk:
+        yield chunk
 
 
 class MetricWriter:
-    """Background thread that moves buffered points to the metric files in chunks."""
+    """Background thread that moves buffered points to the metric file in chunks."""
 
-    def __init__(self, series: Callable[[], Iterable[MetricSeries]], interval_s: float,
+    def __init__(self, file: MetricFileWriter, series: Callable[[], Iterable[MetricSeries]], interval_s: float,
                  on_error: Callable[[BaseException], None]):
+        self.file = file
         self._series = series
         self._interval = interval_s
         self._on_error = on_error
@@ -35,16 +109,16 @@ class MetricWriter:
             self.drain()
 
     def drain(self) -> None:
-        """Write every buffered point now. Errors go to ``on_error``; points stay counted as lost."""
+        """Write every buffered point now. Errors go to ``on_error``; the points are kept for the next try."""
         with self._drain_lock:
-            for series in list(self._series()):
-                if not series.pending:
-                    continue
-                rows = series.take_pending()
-                try:
-                    series.write_chunk(rows)
-                except Exception as exc:  # a full disk must not kill the training loop
-                    self._on_error(exc)
+            batch = [(series, rows) for series in list(self._series())
+                     if (series.pending or series.unwritten) and (rows := series.take_pending())]
+            if not batch:
+                return
+            try:
+                self.file.write(batch)
+            except Exception as exc:  # a full disk must not kill the training loop
+                self._on_error(exc)
 
     def close(self) -> None:
         """Stop the thread and write what is left, in the caller's thread."""

@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for the top-level help; main() hands their arguments to their own parsers.
     sub.add_parser("merge", help="merge rank documents into one PROV-JSON (same as prov-merge)", add_help=False)
     sub.add_parser("recover", help="valid PROV-JSON (status KILLED) for unfinished runs", add_help=False)
+    sub.add_parser("pol", help="check a run's proof-of-learning snapshots; --against RUN2 compares two "
+                               "trajectories (exit 0 holds, 1 not, 2 cannot check)", add_help=False)
     return parser
 
 
@@ -292,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .recover import main as recover_main
 
         return recover_main(argv[1:], prog="yprov4ml recover")
+    if argv[:1] == ["pol"]:
+        from .pol import main as pol_main
+
+        return pol_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)

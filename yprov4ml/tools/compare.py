@@ -58,12 +58,12 @@ def compare(paths: Iterable[str | Path], sort_by: str | None = None, descending:
             same[key] = values[0]
         else:
             params[key] = values
-    names = sorted({f"{k}@{c}" for r in runs for k, c in r.metrics})
+    # "key@training/lod2": a nested context by its path, so that sub-contexts sort under their parent
+    named = [{f"{k}@{r.context_path(c)}": d for (k, c), d in r.metrics.items() if d.kind == "scalar"} for r in runs]
+    names = sorted({name for found in named for name in found})
     metrics = {}
     for name in names:
-        key, context = name.split("@", 1)
-        values = [r.metrics[key, context].values[-1] if (key, context) in r.metrics and len(r.metrics[key, context])
-                  else None for r in runs]
+        values = [found[name].values[-1] if name in found and len(found[name]) else None for found in named]
         metrics[name] = values
         lacking = [r.run_id for r, v in zip(runs, values) if v is None]
         if lacking and len(lacking) < len(runs):
@@ -72,7 +72,10 @@ def compare(paths: Iterable[str | Path], sort_by: str | None = None, descending:
         if not run.metrics and not run.params:
             notes.append(f"run {run.run_id} recorded no parameters and no metrics")
     if sort_by:
-        name = sort_by if "@" in sort_by else next((n for n in names if n.split("@")[0] == sort_by), sort_by)
+        key, _, context = sort_by.partition("@")  # a nested context by its path, or by its own name
+        name = next((n for n in names if n.split("@", 1)[0] == key and (
+            not context or n.split("@", 1)[1] == context or n.split("@", 1)[1].rsplit("/", 1)[-1] == context)),
+            sort_by)
         if name not in metrics:
             raise NotARunError(f"no metric {sort_by!r} to sort by; the runs have: {', '.join(names) or 'none'}")
         missing_last = float("-inf") if descending else float("inf")

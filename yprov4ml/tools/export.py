@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import YProvError
-from ..storage.export_formats import COMPRESSORS, FORMATS, check_format, write_series
+from ..storage.export_formats import COMPRESSORS, FORMATS, check_format, export_stem, write_series
 from ..storage.layout import rank_documents
-from ..storage.names import safe_name, safe_part
+from ..storage.names import safe_name
 
 
 def export_run(run: Path, file_type: str, output: Path | None = None, separator: str = ",",
@@ -27,8 +27,9 @@ def export_run(run: Path, file_type: str, output: Path | None = None, separator:
         for document in rank_documents(run_dir) or [run_dir]:
             view = load_run(document)
             for (key, context), data in sorted(view.metrics.items()):
-                stem = target / "metrics" / safe_part(context) / f"{safe_name(key)}.rank{view.rank}"
-                written.append(write_series(data, stem, file_type, separator, compressor))
+                if data.kind == "scalar":  # vectors and sample indices have no step/time/value table
+                    stem = export_stem(target, context, data.name or safe_name(key), view.rank)
+                    written.append(write_series(data, stem, file_type, separator, compressor))
     return written
 
 

@@ -41,12 +41,21 @@ def series_xy(data, x: str = "step") -> tuple[list[float], str | None]:
     return data.steps, None
 
 
-def _series(view, metric: str):
+def _series(view, metric: str, nested: bool = True) -> list[tuple[str, object]]:
+    """(context path, series) of ``metric`` in a run, grouped by the context hierarchy: ``key`` names every
+    context's series of that key, ``key@context`` that context's and (``nested``) its sub-contexts'
+    (``training/lod2``)."""
     key, _, context = metric.partition("@")
-    if context:
-        return view.metrics.get((key, context))
-    matches = [d for (k, c), d in sorted(view.metrics.items()) if k == key]
-    return matches[0] if matches else None
+    found = []
+    for (k, c), data in view.metrics.items():
+        path = view.context_path(c)
+        if k == key and (not context or context in (c, path) or nested and (
+                path.startswith(f"{context}/") or f"/{context}/" in f"/{path}/")):
+            if data.kind != "scalar":
+                raise NotARunError(f"metric {metric!r} of run {view.run_id} holds vectors: a curve is drawn from "
+                                   f"numbers (read them with yprov4ml.load_run(...).metric({key!r}))")
+            found.append((path, data))
+    return sorted(found, key=lambda item: item[0])
 
 
 def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str | None = None,
@@ -69,16 +78,19 @@ def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str |
         for name, target, style in ((metric, axis, "-"), (vs, second, "--")):
             if not name:
                 continue
-            data = _series(view, name)
-            if data is None or not len(data):
+            found = [(path, data) for path, data in _series(view, name) if len(data)]
+            if not found:
                 notes.append(f"{label} has no metric {name}")
                 continue
-            xs, note = series_xy(data, x)
-            if note:
-                notes.append(f"{label}: {note}")
-                reordered = True
-            target.plot(xs, data.values, style, marker="o" if len(data) == 1 else None, label=f"{name} — {label}")
-            drawn += 1
+            for path, data in found:
+                xs, note = series_xy(data, x)
+                if note:
+                    notes.append(f"{label}: {note}")
+                    reordered = True
+                shown = f"{data.key}@{path}" if len(found) > 1 or "@" in name else name
+                target.plot(xs, data.values, style, marker="o" if len(data) == 1 else None,
+                            label=f"{shown} — {label}")
+                drawn += 1
     if not drawn:
         plt.close(figure)
         raise NotARunError(f"none of the runs has the metric {metric!r}" + (f" or {vs!r}" if vs else ""))

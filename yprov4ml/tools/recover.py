@@ -11,6 +11,7 @@ it twice changes nothing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import socket
@@ -22,7 +23,8 @@ from typing import Sequence
 from ..errors import NotARunError
 from ..storage.files import atomic_write_text, sha256_of
 from ..storage.journal import read_journal
-from ..storage.layout import journal_file, prov_file
+from ..storage.layout import journal_file, metric_file, prov_file
+from ..storage.metric_file import read_metrics_file
 from ..storage.series import MetricSeries
 from ..record import DatasetInfo, FileEntity, ModelVersion, Param, RunInfo, RunRecord
 
@@ -50,6 +52,7 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     record.source = start.get("source") or {}
     info = record.info
     ended = None
+    declared: list[dict] = []
     last_time = info.start_time
     for event in events[1:]:
         kind = event.get("event")
@@ -62,9 +65,7 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
             if isinstance(context, str):
                 record.touch_context(context, event["time"])
         elif kind == "metric":
-            series = MetricSeries.from_file(run_dir / event["path"], event["path"], event["key"], event["context"],
-                                            rank, event.get("unit"))
-            record.metrics[event["key"], event["context"]] = series
+            declared.append(event)
         elif kind == "context" and isinstance(event.get("context"), str) and isinstance(event.get("time"), float):
             parent, source = event.get("parent"), event.get("source")
             try:
@@ -84,6 +85,10 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
             record.models.append(model)
         elif kind == "dataset":
             record.datasets.append(DatasetInfo(**_only(DatasetInfo, event)))
+        elif kind == "rng_states" and isinstance(event.get("states"), dict):  # a killed run can be re-run too
+            text = json.dumps(event["states"], sort_keys=True).encode()
+            record.randomness = {"rng_states": f"{journal.name}#rng_states",
+                                 "rng_states_sha256": hashlib.sha256(text).hexdigest()}
         elif kind == "end":
             ended = event
         last_time = max(last_time, event.get("time") or last_time)
@@ -91,11 +96,11 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
         if item.context:
             record.touch_context(item.context, item.time)
         last_time = max(last_time, item.time)
+    record.metrics = recovered_series(run_dir, rank, declared)
     for series in record.metrics.values():
         if series.count:
             record.touch_context(series.context, series.first_time)
             record.touch_context(series.context, series.last_time)
-            series.sha256 = sha256_of(series.path)
             last_time = max(last_time, series.last_time)
     if ended:
         info.status, info.error, info.end_time = ended.get("status", "FINISHED"), ended.get("error"), ended["end_time"]
@@ -107,6 +112,35 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     record.resource_usage.update({"recovered": True, "last_step": max(steps) if steps else None})
     record.environment = {"capture_error": "not captured: the run did not reach end_run"}
     return record
+
+
+def recovered_series(run_dir: Path, rank: int, declared: list[dict]) -> dict[tuple[str, str], MetricSeries]:
+    """The series of a rank rebuilt from its metric file: those the journal declared, and any whose declaration
+    reached the file but not the journal; each with the summary of its intact records."""
+    path = metric_file(run_dir, rank)
+    try:
+        written = read_metrics_file(path).series if path.is_file() else {}
+    except ValueError:  # a header torn by the kill: the series are declared, without points
+        written = {}
+    digest = sha256_of(path) if path.is_file() else None
+    events = {e["number"]: e for e in declared if isinstance(e.get("number"), int) and
+              isinstance(e.get("key"), str) and isinstance(e.get("context"), str)}
+    for number, data in written.items():
+        if number not in events and data.key:
+            events[number] = {"key": data.key, "context": data.context, "kind": data.kind, "unit": data.unit,
+                              "name": data.name}
+    found = {}
+    for number, event in sorted(events.items()):
+        kind = event.get("kind") if event.get("kind") in ("vector", "indices") else "scalar"
+        series = MetricSeries(event["key"], event["context"], number, str(event.get("name") or number), path,
+                              path.name, event.get("unit"), kind, event.get("shape"))
+        data = written.get(number)
+        if data is not None and data.values and data.kind == kind:
+            series.summarise(tuple(data.steps), tuple(data.times), tuple(data.values))
+            series.next_step = data.steps[-1] + 1
+        series.declared, series.sha256 = True, digest
+        found[event["key"], event["context"]] = series
+    return found
 
 
 def still_running(start: dict) -> str | None:

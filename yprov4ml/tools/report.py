@@ -26,7 +26,8 @@ def _svg_of_metric(paths: list[Path], metric: str) -> str:
     figure, axis = plt.subplots(figsize=(7, 3.2))
     notes = set()
     for label, view in _views(paths):
-        data = _series(view, metric)
+        found = _series(view, metric, nested=False)  # a sub-context's series has a plot of its own
+        data = found[0][1] if found else None
         if data is not None and len(data):
             xs, note = series_xy(data)
             notes.add(note)

@@ -24,13 +24,19 @@ def summary(view: RunView) -> dict[str, Any]:
     """What ``show`` says of one rank of one run, as plain data."""
     metrics = {}
     for (key, context), data in sorted(view.metrics.items()):
-        finite = _finite(data.values)  # NaN is no minimum or maximum, as in the series summary
-        metrics[f"{key}@{view.context_path(context)}"] = {"count": len(data), "last": data.values[-1] if data.values else None,
-                                       "min": min(finite, default=None), "max": max(finite, default=None)}
+        elements = data.values if data.kind == "scalar" else [x for v in data.values for x in v]
+        finite = _finite(elements)  # NaN is no minimum or maximum, as in the series summary
+        last = data.values[-1] if data.values else None
+        metrics[f"{key}@{view.context_path(context)}"] = {
+            "count": len(data), "last": last if data.kind == "scalar" or last is None else f"[{len(last)} values]",
+            "min": min(finite, default=None), "max": max(finite, default=None)}
+    samples = {f"{key}@{view.context_path(context)}": {"steps": len(data), "samples": sum(map(len, data.values)),
+                                                        "distinct": len({i for v in data.values for i in v})}
+               for (key, context), data in sorted(view.sample_indices.items())}
     energy = {k: v for k, v in view.run.items() if ("energy" in k or "emissions" in k) and k != "energy_country"}
     return {"run_id": view.run_id, "experiment": view.experiment, "status": view.status, "error": view.error,
             "rank": view.rank, "world_size": view.world_size, "start": view.start_time, "end": view.end_time,
-            "params": view.params, "metrics": metrics, "energy": energy,
+            "params": view.params, "metrics": metrics, "sample_indices": samples, "energy": energy,
             "datasets": {str(d.get("label", "")): {k: v for k, v in d.items() if not k.startswith("prov:")}
                          for d in view.datasets},
             "artifacts": [a.get("prov:location") for a in view.artifacts],
@@ -38,6 +44,8 @@ def summary(view: RunView) -> dict[str, Any]:
 
 
 def _figure(value: Any) -> str:
+    if isinstance(value, str):  # a vector's last point, described
+        return f"{value:>11.11s}"
     return f"{value:11.5g}" if isinstance(value, (int, float)) else f"{'-':>11s}"
 
 
@@ -57,6 +65,10 @@ def render(s: dict[str, Any]) -> str:
         lines.append("metrics:" + " " * (width - 6) + "count        last         min         max")
         lines += [f"  {name:{width}.{width}s} {m['count']:5d} {_figure(m['last'])} {_figure(m['min'])} "
                   f"{_figure(m['max'])}" for name, m in s["metrics"].items()]
+    if s.get("sample_indices"):
+        lines.append("sample indices (which samples each step consumed):")
+        lines += [f"  {name}: {m['steps']} step(s), {m['samples']} sample(s), {m['distinct']} distinct"
+                  for name, m in s["sample_indices"].items()]
     if s["datasets"]:
         lines.append("datasets:")
         for label, attrs in s["datasets"].items():

@@ -17,7 +17,7 @@ from .reproduce import recorded_packages
 
 @dataclass
 class Difference:
-    kind: str    # metric, data, param, status
+    kind: str    # metric, samples, data, param, status
     what: str    # the metric, dataset or param it is about
     detail: str
 
@@ -40,8 +40,11 @@ class Verification:
         return "\n".join(lines)
 
 
-def close(a: float, b: float, rtol: float, atol: float) -> bool:
-    """Equal within tolerance; NaN equals NaN, an infinity only itself."""
+def close(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    """Equal within tolerance; NaN equals NaN, an infinity only itself; vectors element by element."""
+    if isinstance(a, list) or isinstance(b, list):
+        return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and \
+            all(close(x, y, rtol, atol) for x, y in zip(a, b))
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     if math.isinf(a) or math.isinf(b):
@@ -56,6 +59,7 @@ def verify(original: RunView, again: RunView, rtol: float = 1e-7, atol: float = 
         result.differences.append(Difference("status", "run", f"the re-run ended {again.status}: {again.error or ''}"))
     _params(original, again, result)
     _metrics(original, again, rtol, atol, result)
+    _samples(original, again, result)
     _data(original, again, result)
     _notes(original, again, result)
     return result
@@ -89,6 +93,22 @@ def _metrics(original: RunView, again: RunView, rtol: float, atol: float, result
             if not close(a, b, rtol, atol):
                 result.differences.append(Difference("metric", name, f"diverged at step {step}: {a!r} → {b!r}"))
                 break
+
+
+def _samples(original: RunView, again: RunView, result: Verification) -> None:
+    """The same samples, in the same order, at every step (sample-level lineage: exact)."""
+    for ident in sorted(set(original.sample_indices) | set(again.sample_indices)):
+        name = f"{ident[0]}@{ident[1]} (sample indices)"
+        before, after = original.sample_indices.get(ident), again.sample_indices.get(ident)
+        if before is None or after is None:
+            result.differences.append(Difference("samples", name, "missing in the " +
+                                                 ("re-run" if after is None else "original")))
+            continue
+        changed = next((i for i, (a, b) in enumerate(zip(before.values, after.values)) if a != b), None)
+        if changed is not None or len(before) != len(after):
+            where = f"at step {before.steps[changed]}" if changed is not None else \
+                f"{len(before)} steps, now {len(after)}"
+            result.differences.append(Difference("samples", name, f"other samples were used {where}"))
 
 
 def _measured(view: RunView, ident: tuple[str, str]) -> bool:
