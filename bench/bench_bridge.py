@@ -1,4 +1,5 @@
-"""Bridge benchmark: merged graph, multi-level bundle and RO-Crate for 10 and 100 tasks of 8 ranks each.
+"""Bridge benchmark: merged graph, multi-level bundle, picture and RO-Crate (and its validation) for 10 and
+100 tasks of 8 ranks each — every step that ``yprov4wfs-bridge build --validate`` takes.
 
     python bench/bench_bridge.py
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import run_worker, table  # noqa: E402
+from _util import machine, run_worker, table  # noqa: E402
 
 RANKS = 8
 
@@ -31,6 +32,7 @@ def make_workflow(directory: Path, tasks: int) -> None:
     make_rank_documents(template, RANKS)
     registry = []
     with Workflow("bench", directory=directory) as wf:
+        execution = wf.execution_id  # runs register under their workflow's execution
         for t in range(tasks):
             with wf.task(f"task{t:03d}"):
                 run_dir = directory / "prov" / f"run{t:03d}"
@@ -39,16 +41,18 @@ def make_workflow(directory: Path, tasks: int) -> None:
                     prov = run_dir / f"prov.rank{rank}.json"
                     text = prov.read_text().replace("merge-bench", f"bench-run-{t:03d}")
                     prov.write_text(text)
-                    registry.append({"event": "end", "task_id": f"task{t:03d}", "run_id": f"bench-run-{t:03d}",
-                                     "rank": rank, "run_dir": str(run_dir), "prov_path": str(prov)})
+                    registry.append({"event": "end", "task_id": f"task{t:03d}", "execution_id": execution,
+                                     "run_id": f"bench-run-{t:03d}", "rank": rank, "run_dir": str(run_dir),
+                                     "prov_path": str(prov)})
     (directory / "runs.jsonl").write_text("".join(json.dumps(e) + "\n" for e in registry))
     shutil.rmtree(template)
 
 
 def worker(directory: str) -> None:
+    from yprov4ml.publish.crate_check import validate_crate
     from yprov4wfs_bridge.bundle import write_bundle
     from yprov4wfs_bridge.crate import build_crate
-    from yprov4wfs_bridge.graph import build_graph
+    from yprov4wfs_bridge.graph import build_graph, multi_level_picture
     from yprov4wfs_bridge.outputs import load_manifest
     from yprov4wfs_bridge.provwf import workflow_document
     from yprov4wfs_bridge.runs import collect
@@ -68,12 +72,19 @@ def worker(directory: str) -> None:
     timings["bundle_s"] = time.perf_counter() - t0
     (root / "workflow.prov.json").write_text(json.dumps(workflow))
     t0 = time.perf_counter()
+    picture = multi_level_picture(workflow, attachments.documents).write(root / "graph.dot", svg=True)
+    timings["picture_s"] = time.perf_counter() - t0  # DOT, and SVG through Graphviz
+    t0 = time.perf_counter()
     build_crate(root / "crate", root, manifest, attachments.documents,
                 {"workflow": root / "workflow.prov.json", "bundle": bundle}, [])
     timings["crate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = validate_crate(root / "crate")
+    timings["validate_s"] = time.perf_counter() - t0
     print(json.dumps({"tasks": len(manifest["tasks"]), "rank_docs": len(attachments.documents),
                       "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
-                      **{k: round(v, 2) for k, v in timings.items()},
+                      **{k: round(v, 2) for k, v in timings.items()}, "svg": picture.suffix == ".svg",
+                      "valid": report.passed,
                       "bundle_mb": round(bundle.stat().st_size / 2**20, 1),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
@@ -87,11 +98,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             make_workflow(Path(tmp), tasks)
             rows.append(run_worker(__file__, "--worker", tmp))
+    print(f"machine: {machine()}")
     print(table(rows, [("tasks", "tasks"), ("rank_docs", "rank docs"), ("nodes", "graph nodes"),
                        ("edges", "edges"), ("load_s", "load s"), ("graph_s", "graph s"), ("bundle_s", "bundle s"),
-                       ("crate_s", "crate s"), ("bundle_mb", "bundle MB"), ("peak_rss_mb", "peak RSS MB")]))
+                       ("picture_s", "picture s"), ("crate_s", "crate s"), ("validate_s", "validate s"),
+                       ("valid", "valid"), ("bundle_mb", "bundle MB"), ("peak_rss_mb", "peak RSS MB")]))
     small, big = rows
-    total = lambda r: r["load_s"] + r["graph_s"] + r["bundle_s"] + r["crate_s"]  # noqa: E731
+    total = lambda r: sum(r[k] for k in ("load_s", "graph_s", "bundle_s", "picture_s", "crate_s",  # noqa: E731
+                                         "validate_s"))
     print(f"growth from 10 to 100 tasks: x{total(big) / total(small):.1f} time for x10 tasks")
 
 

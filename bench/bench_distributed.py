@@ -1,12 +1,17 @@
-"""Distributed benchmark: prov-merge of 8 / 64 / 512 realistic rank documents, and start-up coordination.
+"""Distributed benchmark: prov-merge of up to N realistic rank documents, and an mpiexec job end to end.
 
-    python bench/bench_distributed.py
+    python bench/bench_distributed.py                          # merge 64 / 512 / 4096 ranks; mpiexec -n 64
+    python bench/bench_distributed.py --ranks 512 --mpi-ranks 8   # smaller
 
-Target (issue 4): 512 ranks merged in <= 15 s on a 2-core machine, cost linear in the number of ranks.
+Targets (issue 16): 4,096 rank documents merged in <= 30 s with peak RSS <= 300 MB on a 2-core machine
+(the merge streams), cost linear in the number of ranks; for the mpiexec job: start-up, coordination
+(rank 0 collecting every rank's report) and end_run per rank. Each rank writes its own figures to a file
+of its own: their output lines never interleave.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -19,12 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import run_worker, table  # noqa: E402
+from _util import machine, run_worker, table  # noqa: E402
 
-WORLD = 512
-
-
-def make_rank_documents(target: Path, world: int = WORLD) -> None:
+def make_rank_documents(target: Path, world: int) -> None:
     """One real run document (20 metric series, 10 params, 5 artifacts), then one copy per rank with its ids."""
     import yprov4ml
 
@@ -41,8 +43,8 @@ def make_rank_documents(target: Path, world: int = WORLD) -> None:
             yprov4ml.log_artifact(path)
         source = yprov4ml.end_run()
         template = source.read_text()
-        for name in ("metrics", "artifacts"):
-            shutil.copytree(run.run_dir / name, target / name, dirs_exist_ok=True)
+        shutil.copytree(run.run_dir / "artifacts", target / "artifacts", dirs_exist_ok=True)
+        shutil.copyfile(run.run_dir / "metrics.rank0.ymetric", target / "metrics.rank0.ymetric")
     for rank in range(world):
         doc = json.loads(template.replace("run:rank-0", f"run:rank-{rank}"))
         activity = doc["activity"][f"run:rank-{rank}"]
@@ -64,60 +66,92 @@ def worker(run_dir: str, ranks: int) -> None:
                       "records": result.records, "output_mb": round(out.stat().st_size / 2**20, 1)}))
 
 
-STARTUP = """
-import sys, time
-if sys.argv[1] == "preinit":
-    from mpi4py import MPI  # the user's script initialised MPI already
+JOB = """
+import json, os, sys, time
+began = time.perf_counter()  # the interpreter is up: what came before is Python's own start
+from mpi4py import MPI
 import yprov4ml
+from yprov4ml.distributed import ending
+imported = time.perf_counter()
+timed = {}
+def timed_end(run, status, real=ending.end_with_other_ranks):
+    t0 = time.perf_counter()
+    real(run, status)
+    timed["coordination_s"] = time.perf_counter() - t0
+ending.end_with_other_ranks = timed_end  # the part of end_run that waits on, or for, the other ranks
 t0 = time.perf_counter()
-run = yprov4ml.start_run("www.example.org", "startup", sys.argv[2], collect_all_processes=True,
-                         collection_timeout_s=30)
-yprov4ml.log_metric("loss", 1.0)
-elapsed = time.perf_counter() - t0
+run = yprov4ml.start_run("www.example.org", "job", sys.argv[1], collect_all_processes=True)
+start_s = time.perf_counter() - t0
+for step in range(100):
+    yprov4ml.log_metric("loss", 1.0 / (step + 1), step=step)
+yprov4ml.log_system_metrics(step=0)
+t0 = time.perf_counter()
 yprov4ml.end_run()
-print(f"STARTUP {run.rank} {elapsed:.4f}", flush=True)
+end_s = time.perf_counter() - t0
+figures = {"rank": run.rank, "import_s": imported - began, "start_run_s": start_s, "end_run_s": end_s, **timed}
+with open(os.path.join(sys.argv[2], f"rank{run.rank}.json"), "w") as out:
+    json.dump(figures, out)
 """
 
 
-def startup(repeats: int = 5) -> None:
+def mpi_job(ranks: int) -> None:
+    """``mpiexec -n ranks`` of a light job: each rank records 100 points and ends; per-rank figures."""
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    results: dict[str, list[float]] = {"single process": [], "mpiexec -n 4, MPI initialised by the script": [],
-                                       "mpiexec -n 4, yprov4ml initialises MPI": []}
+    if mpiexec is None:
+        print("mpiexec: not installed (pip install mpich mpi4py); no end-to-end figures")
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(repeats):
-            for label, cmd in (("single process", [sys.executable, "-c", STARTUP, "plain", tmp]),
-                               ("mpiexec -n 4, MPI initialised by the script",
-                                [mpiexec, "-n", "4", sys.executable, "-c", STARTUP, "preinit", tmp]),
-                               ("mpiexec -n 4, yprov4ml initialises MPI",
-                                [mpiexec, "-n", "4", sys.executable, "-c", STARTUP, "plain", tmp])):
-                if mpiexec is None and "mpiexec" in label:
-                    continue
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                times = [float(line.split()[2]) for line in out.splitlines() if line.startswith("STARTUP")]
-                results[label].append(max(times))  # the job starts logging when its slowest rank does
-    base = statistics.median(results["single process"])
-    for label, times in results.items():
-        if times:
-            print(f"  start_run → first log_metric, {label}: {statistics.median(times) * 1e3:.1f} ms "
-                  f"(x{statistics.median(times) / base:.1f} the single process)")
+        figures_dir = Path(tmp) / "figures"
+        figures_dir.mkdir()
+        t0 = time.perf_counter()
+        subprocess.run([mpiexec, "-n", str(ranks), sys.executable, "-c", JOB, str(Path(tmp) / "prov"),
+                        str(figures_dir)], check=True, capture_output=True, text=True, timeout=1800)
+        wall = time.perf_counter() - t0
+        rows = [json.loads(p.read_text()) for p in figures_dir.glob("rank*.json")]
+        (run_dir,) = (Path(tmp) / "prov" / "job").iterdir()
+        collection = json.loads((run_dir / "collection.json").read_text())["activity"]["run:distributed"]
+    if len(rows) != ranks:
+        print(f"mpiexec -n {ranks}: only {len(rows)} ranks reported their figures")
+
+    def spread(name: str) -> str:
+        values = sorted(r[name] for r in rows if name in r)
+        return f"median {statistics.median(values):.3f} s, max {values[-1]:.3f} s"
+
+    rank0 = next(r for r in rows if r["rank"] == 0)
+    print(f"mpiexec -n {ranks} on {os.cpu_count()} cores, a light job (100 points, one system sample a rank): "
+          f"{wall:.1f} s wall in all; collection {collection['yprov:status']} by "
+          f"{collection['yprov:coordinated_by']}, missing {collection['yprov:missing_ranks']}")
+    print(f"  import (mpi4py, yprov4ml): {spread('import_s')}")
+    print(f"  start_run (run-id agreement): {spread('start_run_s')}")
+    print(f"  end_run: {spread('end_run_s')}; of which coordination: {spread('coordination_s')} "
+          f"(rank 0, collecting {ranks} reports: {rank0['coordination_s']:.3f} s)")
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], int(sys.argv[3]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ranks", type=int, default=4096, help="largest merge (default 4096)")
+    parser.add_argument("--mpi-ranks", type=int, default=64, help="ranks of the mpiexec job (0: none)")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]))
         return
+    print(f"machine: {machine()}")
+    sizes = sorted({n for n in (64, 512, args.ranks) if n <= args.ranks})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        make_rank_documents(Path(tmp))
+        make_rank_documents(Path(tmp), sizes[-1])
         size = (Path(tmp) / "prov.rank0.json").stat().st_size
-        print(f"generated {WORLD} rank documents ({size / 1024:.0f} KB each: 20 metric series, 10 params, "
+        print(f"generated {sizes[-1]} rank documents ({size / 1024:.0f} KB each: 20 metric series, 10 params, "
               f"5 artifacts) in {time.perf_counter() - t0:.1f} s")
-        rows = [run_worker(__file__, "--worker", tmp, str(n)) for n in (8, 64, 512)]
+        rows = [run_worker(__file__, "--worker", tmp, str(n)) for n in sizes]
     print(table(rows, [("ranks", "ranks"), ("merge_s", "merge s"), ("per_rank_ms", "ms per rank"),
                        ("peak_rss_mb", "peak RSS MB"), ("records", "records"), ("output_mb", "output MB")]))
-    print(f"linearity: ms per rank at 512 / at 64 = {rows[2]['per_rank_ms'] / rows[1]['per_rank_ms']:.2f}")
-    print("start-up coordination (median of 5):")
-    startup()
+    if len(rows) > 1:
+        print(f"linearity: ms per rank at {rows[-1]['ranks']} / at {rows[0]['ranks']} = "
+              f"{rows[-1]['per_rank_ms'] / rows[0]['per_rank_ms']:.2f}")
+    if args.mpi_ranks:
+        mpi_job(args.mpi_ranks)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ parser.add_argument("--data", help="a .pt file with tensors x and y (default: a 
 parser.add_argument("--model-out", help="rank 0 saves the trained model's state dict here")
 parser.add_argument("--no-allreduce", action="store_true",
                     help="train each shard on its own (an ensemble): ranks never wait for each other")
+parser.add_argument("--energy", action="store_true",
+                    help="energy and emissions per epoch (codecarbon, offline; measured once per node)")
 args = parser.parse_args()
 
 # MPICH's mpiexec -disable-auto-cleanup tells the surviving ranks that a rank died with SIGUSR1, whose
@@ -46,7 +48,8 @@ except ImportError:
 
 torch.set_num_threads(1)  # one thread per rank: ranks share the node's cores
 run = prov4ml.start_run(prov_user_namespace="www.example.org", experiment_name=args.experiment,
-                        provenance_save_dir=args.save_dir, collect_all_processes=True, save_after_n_logs=50)
+                        provenance_save_dir=args.save_dir, collect_all_processes=True, save_after_n_logs=50,
+                        track_energy=args.energy)
 rank, world = run.record.info.rank, run.record.info.world_size
 prov4ml.log_params({"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "world_size": world})
 
@@ -86,6 +89,8 @@ for epoch in range(args.epochs):
         prov4ml.log_metric("loss", loss.item(), prov4ml.Context.TRAINING, step)
         step += 1
     prov4ml.log_system_metrics(prov4ml.Context.TRAINING, epoch)
+    if args.energy:
+        prov4ml.log_carbon_metrics(prov4ml.Context.TRAINING, epoch)
     prov4ml.save_model_version(model, "regressor", prov4ml.Context.TRAINING, epoch)
 
 with torch.no_grad():

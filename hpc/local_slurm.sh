@@ -1,5 +1,7 @@
 #!/bin/bash
-# A single-node Slurm cluster on this machine (slurmctld + slurmd, as root), to run the hpc/ scripts for real.
+# A two-node Slurm cluster on this one machine (slurmctld + two slurmd daemons, nodes n1 and n2, as root),
+# to run the hpc/ scripts for real, across nodes: `srun --mpi=pmi2 -N 2 -n 4 --overcommit` gives one MPI
+# world whose ranks see SLURMD_NODENAME n1 / n2 and SLURM_NODEID 0 / 1.
 #
 #   hpc/local_slurm.sh start [STATE_DIR]    install (apt) if needed, configure, start; prints the SLURM_CONF to export
 #   hpc/local_slurm.sh stop  [STATE_DIR]    stop the daemons (by their pid files)
@@ -19,11 +21,11 @@ stop() {
             sleep 0.5
         done
     fi
-    for pid in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
+    for pid in "$STATE"/slurmd.*.pid "$STATE/slurmctld.pid"; do
         if [ -f "$pid" ]; then kill "$(cat "$pid")" 2>/dev/null || true; fi
     done
     sleep 1
-    for pid in "$STATE/slurmd.pid" "$STATE/slurmctld.pid"; do
+    for pid in "$STATE"/slurmd.*.pid "$STATE/slurmctld.pid"; do
         if [ -f "$pid" ]; then kill -9 "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; fi
     done
 }
@@ -49,19 +51,21 @@ fi
 stop
 mkdir -p "$STATE/spool" "$STATE/state" "$STATE/log"
 HOST=$(hostname -s)
-MEM=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
+CPUS=$(nproc)
+MEM=$(( ($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512) / 2 ))  # half the machine per node
 cat > "$CONF" <<CONFEOF
 ClusterName=yprov4ml
 SlurmctldHost=$HOST
+SlurmctldPort=6917
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=$STATE/state
-SlurmdSpoolDir=$STATE/spool
+SlurmdSpoolDir=$STATE/spool/%n
 SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd.pid
+SlurmdPidFile=$STATE/slurmd.%n.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
-SlurmdLogFile=$STATE/log/slurmd.log
+SlurmdLogFile=$STATE/log/slurmd.%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/builtin
@@ -70,15 +74,19 @@ SelectTypeParameters=CR_Core
 MpiDefault=pmi2
 ReturnToService=2
 KillWait=5
-NodeName=$HOST CPUs=$(nproc) RealMemory=$MEM State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
+# Two nodes on this host: each its own name, its own port, the same address.
+NodeName=n1 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+NodeName=n2 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17002 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
 CONFEOF
 export SLURM_CONF="$CONF"
 slurmctld -c -f "$CONF"
-slurmd -f "$CONF"
+slurmd -N n1 -f "$CONF"
+slurmd -N n2 -f "$CONF"
 for _ in $(seq 1 60); do
-    if sinfo -h -o %T 2>/dev/null | grep -q idle; then echo "SLURM_CONF=$CONF"; exit 0; fi
+    if [ "$(sinfo -h -o %T 2>/dev/null | grep -c idle)" -ge 1 ] && \
+       [ "$(sinfo -h -N -o %T 2>/dev/null | grep -c idle)" -eq 2 ]; then echo "SLURM_CONF=$CONF"; exit 0; fi
     sleep 0.5
 done
-echo "local_slurm: the node did not become idle; see $STATE/log" >&2
+echo "local_slurm: the two nodes did not become idle; see $STATE/log" >&2
 exit 4

@@ -111,7 +111,11 @@ def test_gpu_collector_is_none_without_nvidia_ml_py(monkeypatch):
 
 
 def test_carbon_metrics_from_the_offline_tracker(save_dir):
-    with yprov4ml.start_run(experiment_name="carbon", provenance_save_dir=save_dir, energy_country="ITA") as run:
+    with yprov4ml.start_run(experiment_name="carbon", provenance_save_dir=save_dir, energy_country="ITA",
+                            track_energy=True) as run:
+        deadline = time.monotonic() + 30
+        while not run._collector("energy").ready and time.monotonic() < deadline:  # started with the run
+            time.sleep(0.1)
         for epoch in range(2):
             time.sleep(0.3)
             yprov4ml.log_carbon_metrics(yprov4ml.Context.TRAINING, epoch)
@@ -124,6 +128,20 @@ def test_carbon_metrics_from_the_offline_tracker(save_dir):
     assert view.run["total_energy_consumed_kwh"] >= energy[1]
     assert view.run["total_emissions_kg"] > 0
     assert "yprov:energy_unavailable" not in doc["activity"]["run:rank-0"]
+
+
+def test_carbon_calls_never_wait_and_are_answered_once_codecarbon_is_up(save_dir):
+    with yprov4ml.start_run(experiment_name="lazy", provenance_save_dir=save_dir) as run:
+        started = time.perf_counter()
+        yprov4ml.log_carbon_metrics(yprov4ml.Context.TRAINING, 7)  # starts codecarbon, in the background
+        yprov4ml.log_carbon_metrics(yprov4ml.Context.TRAINING, 8)  # while it starts: kept, answered later
+        waited = time.perf_counter() - started
+        deadline = time.monotonic() + 30
+        while ("energy_consumed_kwh", "training") not in run.record.metrics and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yprov4ml.log_carbon_metrics(yprov4ml.Context.TRAINING, 9)  # up: measured at once
+    assert waited < 0.5  # codecarbon takes about 1.5 s to start; the training thread did not wait for it
+    assert yprov4ml.load_run(run.run_dir).metric("energy_consumed_kwh").steps == [7, 8, 9]
 
 
 def test_missing_codecarbon_is_recorded_and_the_run_goes_on(save_dir, monkeypatch):

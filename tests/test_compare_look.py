@@ -200,6 +200,7 @@ def test_lightning_ddp_records_one_document_per_rank(tmp_path):
     assert all(len(v.metric("train_loss")) > 0 for v in views)
     job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
     assert job["yprov:missing_ranks"] == "[]"
+    assert job["yprov:coordinated_by"] == "torch.distributed"  # through the process group's store
 
 
 def test_reproduce_reruns_a_relative_command_from_anywhere(tmp_path):

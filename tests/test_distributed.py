@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import yprov4ml
-from yprov4ml.prov.decode import prov_type
+from yprov4ml.prov.decode import attributes, prov_type
 from yprov4ml.distributed.ranks import RankInfo, detect_rank
 from yprov4ml.distributed.run_id import agree_run_id
 from yprov4ml.distributed.merge import MergeError, merge
@@ -32,6 +34,8 @@ LAUNCHERS = [
      RankInfo(1, 2, 0, "intelmpi", None)),
     ("srun+pmi2", {"PMI_RANK": "5", "PMI_SIZE": "6", "MPI_LOCALRANKID": "1", "SLURM_PROCID": "5",
                    "SLURM_JOB_ID": "777", "SLURM_STEP_ID": "0"}, RankInfo(5, 6, 1, "mpich", "slurm777.0")),
+    ("srun --mpi=pmi2, no Hydra", {"PMI_RANK": "3", "PMI_SIZE": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+                                   "SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0"}, RankInfo(3, 4, 1, "mpich", "slurm9.0")),
     ("pmix", {"PMIX_RANK": "4", "PMIX_SIZE": "16", "PMIX_LOCAL_RANK": "0", "PMIX_NAMESPACE": "ns1"},
      RankInfo(4, 16, 0, "pmix", "pmix-ns1")),
     ("torchrun", {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "TORCHELASTIC_RUN_ID": "job9"},
@@ -47,7 +51,18 @@ LAUNCHERS = [
 
 @pytest.mark.parametrize("name,environ,expected", LAUNCHERS, ids=[n for n, _, _ in LAUNCHERS])
 def test_rank_from_each_launcher(name, environ, expected):
-    assert detect_rank(environ) == expected
+    assert dataclasses.replace(detect_rank(environ), node="", node_index=None) == expected
+
+
+@pytest.mark.parametrize("environ, node", [
+    ({"SLURMD_NODENAME": "n2", "SLURM_NODEID": "1", "SLURM_PROCID": "3"}, ("n2", 1)),  # two slurmd on one host
+    ({"RANK": "5", "WORLD_SIZE": "8", "GROUP_RANK": "2"}, (socket.gethostname(), 2)),  # torchrun's node rank
+    ({"PMI_RANK": "1", "PMI_SIZE": "2"}, (socket.gethostname(), None)),  # Hydra says no node index
+    ({"SLURM_NODEID": "not a number"}, (socket.gethostname(), None)),
+])
+def test_the_node_of_a_rank(environ, node):
+    found = detect_rank(environ)
+    assert (found.node, found.node_index) == node
 
 
 def test_run_id_from_the_job_is_the_same_on_every_rank_and_differs_between_jobs():
@@ -136,6 +151,24 @@ def test_four_ranks_one_run_four_documents_and_a_collection(mpi_run):
     import hashlib
     for m in members:
         assert m["yprov:sha256"] == hashlib.sha256((mpi_run / m["prov:location"]).read_bytes()).hexdigest()
+        assert m["yprov:node"] == socket.gethostname() and attributes(m)["node_index"] == 0  # Hydra: one host
+    # rank 0 learnt the digests over MPI, not by polling the shared directory
+    assert job["yprov:coordinated_by"] == "mpi" and json.loads(job["yprov:nodes"]) == [socket.gethostname()]
+    assert views[0].run["node"] == socket.gethostname()
+
+
+@needs_mpi
+def test_rank_zero_does_not_wait_past_the_timeout_for_a_late_rank_over_mpi(tmp_path):
+    done = _mpiexec(3, ROOT / "tests" / "scripts" / "late_rank.py", str(tmp_path / "prov"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    waited = {int(line.split()[1]): float(line.split()[4]) for line in done.stdout.splitlines()
+              if line.startswith("rank ")}
+    assert waited[0] < 6 and waited[1] < 6  # 2 s timeout, not the late rank's 10 s
+    (run_dir,) = (tmp_path / "prov" / "late").iterdir()
+    job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert job["yprov:missing_ranks"] == "[2]" and job["yprov:coordinated_by"] == "mpi"
+    assert yprov4ml.load_run(run_dir, rank=2).status == "FINISHED"  # its own record is whole, only late
+    assert "pending" not in done.stderr  # no MPI request left behind
 
 
 @needs_mpi

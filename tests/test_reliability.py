@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -17,7 +18,7 @@ import pytest
 import yprov4ml
 from yprov4ml.tools.recover import recover
 
-from conftest import ROOT, assert_valid_prov
+from conftest import ROOT, assert_valid_prov, killed_then_recovered
 
 SCRIPT = ROOT / "tests" / "scripts" / "recorded_training.py"
 # Points logged but not yet flushed when SIGKILL lands: save_after_n_logs=10 plus the writer's latency.
@@ -249,3 +250,76 @@ def test_recover_an_experiment_directory_recovers_every_unfinished_run_below_it(
     for run_dir in dead:
         assert yprov4ml.load_run(run_dir).status == "KILLED"
         assert f"{run_dir / 'prov.rank0.json'}: recovered" in done.stdout
+
+
+def test_a_staged_rank_writes_locally_and_moves_everything_into_the_shared_directory(tmp_path):
+    stage, shared = tmp_path / "node-local", tmp_path / "shared"
+    with yprov4ml.start_run("www.example.org", "staged", shared, stage_dir=stage) as run:
+        yprov4ml.log_metric("loss", 0.5, step=0)
+        notes = tmp_path / "notes.txt"
+        notes.write_text("hello")
+        yprov4ml.log_artifact(notes)
+        staged = run.run_dir
+        assert staged.is_relative_to(stage) and (staged / "journal.rank0.jsonl").is_file()
+        assert not (run.final_dir / "journal.rank0.jsonl").exists()  # nothing on the shared file system yet
+    assert run.run_dir == run.final_dir == shared / "staged" / run.run_id and run.prov_path.is_file()
+    assert not staged.exists()  # every staged file moved, the emptied folders gone
+    view = yprov4ml.load_run(run.run_dir)
+    assert view.metric("loss").values == [0.5] and view.artifacts[0]["prov:location"] == "artifacts/rank0/notes.txt"
+    assert (run.run_dir / "artifacts" / "rank0" / "notes.txt").read_text() == "hello" and not view.problems
+
+
+def test_a_killed_staged_rank_is_recovered_into_the_shared_directory(tmp_path):
+    stage, shared = tmp_path / "node-local", tmp_path / "shared"
+    script = (f"import os, yprov4ml; yprov4ml.start_run('x.org', 'staged', r'{shared}', stage_dir=r'{stage}'); "
+              "yprov4ml.log_metric('loss', 1.0); yprov4ml.active_run()._writer.drain(); os._exit(9)")
+    subprocess.run([sys.executable, "-c", script], timeout=60)
+    (run,) = (stage / "staged").iterdir()
+    staged, target = run / "rank0", shared / "staged" / run.name
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(staged), "--into", str(target)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    view = yprov4ml.load_run(target)
+    assert view.status == "KILLED" and view.metric("loss").values == [1.0] and not staged.exists()
+
+
+def test_checkpoints_are_hashed_off_the_training_thread_and_the_digest_is_recorded(save_dir, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import threading
+
+    from yprov4ml import run_files
+
+    hashing_may_go = threading.Event()
+    real = run_files.tree_size_and_sha256
+
+    def slow_hash(path):  # a checkpoint of gigabytes: seconds of hashing
+        assert hashing_may_go.wait(30)
+        return real(path)
+
+    monkeypatch.setattr(run_files, "tree_size_and_sha256", slow_hash)
+    big = save_dir.parent / "big.bin"
+    big.write_bytes(os.urandom(run_files.COPY_ON_THE_SPOT_BYTES + 1))
+    with yprov4ml.start_run("www.example.org", "offthread", save_dir) as run:
+        version = yprov4ml.save_model_version(torch.nn.Linear(4, 2), "net", step=0)
+        artifact = yprov4ml.log_artifact(big)  # large: copied in the background too
+        assert version.sha256 is None and artifact.sha256 is None  # the training loop did not wait
+        yprov4ml.log_metric("loss", 0.5)
+        hashing_may_go.set()
+    view = yprov4ml.load_run(run.run_dir)
+    (model,) = view.models
+    assert model["sha256"] == hashlib.sha256((run.run_dir / model["prov:location"]).read_bytes()).hexdigest()
+    assert view.artifacts[0]["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    events = [json.loads(line) for line in (run.run_dir / "journal.rank0.jsonl").read_text().splitlines()]
+    assert sorted(e["kind"] for e in events if e["event"] == "file_hashed") == ["artifact", "model"]
+
+
+def test_a_kill_before_a_digest_leaves_it_to_recover(tmp_path):
+    pytest.importorskip("torch")
+    # the worker thread is held, as a slow disk would hold it: the process dies with the digest not written
+    calls = ("import threading, torch; from yprov4ml import run_files; "
+             "run_files.tree_size_and_sha256 = lambda path: threading.Event().wait(); "
+             "yprov4ml.save_model_version(torch.nn.Linear(2, 1), 'net', step=0)")
+    run_dir = killed_then_recovered(tmp_path, calls)
+    (model,) = yprov4ml.load_run(run_dir).models
+    assert model["hashed_by_recover"] is True
+    assert model["sha256"] == hashlib.sha256((run_dir / model["prov:location"]).read_bytes()).hexdigest()

@@ -192,6 +192,7 @@ def test_energy_figures_codecarbon_lacks_are_absent_not_zero(monkeypatch):
 
     monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", Tracker)
     tracker = EnergyTracker("FRA")
+    assert tracker.wait_started()
     figures = {name: value for name, value, _ in tracker.measure()}
     assert figures["cpu_power_w"] == 12.5 and "gpu_power_w" not in figures and "gpu_energy_kwh" not in figures
     tracker.stop()  # logged, not raised, not swallowed silently

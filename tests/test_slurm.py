@@ -1,7 +1,9 @@
-"""The hpc/ scripts under a real single-node Slurm cluster (hpc/local_slurm.sh): sbatch, job arrays, scancel."""
+"""The hpc/ scripts under a real two-node Slurm cluster (hpc/local_slurm.sh: nodes n1 and n2 on this host):
+sbatch across both nodes, job arrays, scancel, node-local staging."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,20 +47,48 @@ def sbatch(env: dict, script: str, *options: str, wait: bool = True, **variables
     return done.stdout.strip().split(";")[0]
 
 
-def test_train_sbatch_four_tasks(slurm, tmp_path):
+def test_train_sbatch_four_tasks_on_two_nodes(slurm, tmp_path):
     save = tmp_path / "prov"
-    job = sbatch(slurm, "train.sbatch", f"--output={tmp_path}/job-%j.out", YPROV4ML_SAVE_DIR=str(save),
-                 TRAIN_ARGS="--epochs 1 --samples 512", EXPERIMENT="slurmtrain")
+    job = sbatch(slurm, "train.sbatch", "--nodes=2", f"--output={tmp_path}/job-%j.out", YPROV4ML_SAVE_DIR=str(save),
+                 TRAIN_ARGS="--epochs 2 --samples 512 --energy", EXPERIMENT="slurmtrain")
     run_dir = save / "slurmtrain" / f"slurmtrain-slurm{job}.0"
     log = next(tmp_path.glob("job-*.out")).read_text()
     assert sorted(p.name for p in run_dir.glob("prov.rank*.json")) == [f"prov.rank{r}.json" for r in range(4)], log
     views = [yprov4ml.load_run(run_dir, rank=r) for r in range(4)]
     assert {v.status for v in views} == {"FINISHED"} and {v.run["launcher"] for v in views} == {"mpich"}
-    assert len({v.metric("val_loss", "validation").values[0] for v in views}) == 1  # real MPI allreduce
-    job_activity = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
-    assert job_activity["yprov:missing_ranks"] == "[]"
+    assert len({v.metric("val_loss", "validation").values[0] for v in views}) == 1  # real MPI allreduce, across nodes
+    # every rank names its node; energy is measured once per node, by its local rank 0
+    assert [(v.run["node"], v.run["node_index"], v.run["local_rank"]) for v in views] == \
+        [("n1", 0, 0), ("n1", 0, 1), ("n2", 1, 0), ("n2", 1, 1)]
+    measured = [v.rank for v in views if ("energy_consumed_kwh", "training") in v.metrics]
+    assert measured == [0, 2] and all(v.run["energy_measured_by"] == "local rank 0 of this node"
+                                      for v in views if v.rank in (1, 3))
+    collection = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert collection["yprov:missing_ranks"] == "[]" and collection["yprov:coordinated_by"] == "mpi"
+    per_node = json.loads(collection["yprov:energy_by_node"])
+    assert set(per_node) == {"n1", "n2"}
+    assert per_node["n2"]["total_energy_consumed_kwh"] == views[2].run["total_energy_consumed_kwh"]
+    total = float(collection["yprov:total_energy_consumed_kwh"]["$"])
+    assert total == pytest.approx(sum(node["total_energy_consumed_kwh"] for node in per_node.values()))
     merged = assert_valid_prov(run_dir / "merged.json")
     assert len(merged["bundle"]) == 4
+    assert json.loads(merged["activity"]["merged:distributed"]["yprov:energy_by_node"]) == per_node
+
+
+def test_ranks_stage_on_their_nodes_and_end_in_the_shared_directory(slurm, tmp_path):
+    save, stage = tmp_path / "prov", tmp_path / "stage-%n"  # %n: each node's own directory
+    job = sbatch(slurm, "train.sbatch", "--nodes=2", f"--output={tmp_path}/job-%j.out", YPROV4ML_SAVE_DIR=str(save),
+                 YPROV4ML_STAGE_DIR=str(stage), TRAIN_ARGS="--epochs 1 --samples 256", EXPERIMENT="staged")
+    run_dir = save / "staged" / f"staged-slurm{job}.0"
+    log = next(tmp_path.glob("job-*.out")).read_text()
+    for rank in range(4):
+        assert yprov4ml.load_run(run_dir, rank=rank).status == "FINISHED", log
+        assert (run_dir / f"journal.rank{rank}.jsonl").is_file() and (run_dir / f"metrics.rank{rank}.ymetric").is_file()
+    for node in ("n1", "n2"):  # both nodes staged, and every file left for the shared directory
+        staged = tmp_path / f"stage-{node}"
+        assert staged.is_dir() and not [p for p in staged.rglob("*") if p.is_file()]
+    collection = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert collection["yprov:missing_ranks"] == "[]"
 
 
 def test_job_array_gives_distinct_runs(slurm, tmp_path):
@@ -111,9 +141,9 @@ def test_scancel_leaves_a_killed_record(slurm, tmp_path):
         assert len(view.metric("loss")) > 0
 
 
-def test_pipeline_sbatch_builds_bundle_and_crate(slurm, tmp_path):
+def test_pipeline_sbatch_across_two_nodes_builds_bundle_and_crate(slurm, tmp_path):
     out = tmp_path / "pipeline"
-    sbatch(slurm, "pipeline.sbatch", f"--output={tmp_path}/pipe-%j.out", OUT_DIR=str(out),
+    sbatch(slurm, "pipeline.sbatch", "--nodes=2", f"--output={tmp_path}/pipe-%j.out", OUT_DIR=str(out),
            PIPELINE_ARGS="--epochs 1")
     log = next(tmp_path.glob("pipe-*.out")).read_text()
     assert "valid provenance-run-crate-0.5, RECOMMENDED (0 issues)" in log and "NOT valid" not in log, log
@@ -124,4 +154,8 @@ def test_pipeline_sbatch_builds_bundle_and_crate(slurm, tmp_path):
     doc = assert_valid_prov(out / "bundle.prov.json")
     bundles = [e for e in doc["entity"].values() if prov_type(e) == "yprov:RunBundle"]
     assert sorted(b["yprov:task_id"] for b in bundles) == ["evaluate", "train", "train"]
+    training = [doc["bundle"][k] for k, e in doc["entity"].items()
+                if prov_type(e) == "yprov:RunBundle" and e["yprov:task_id"] == "train"]
+    nodes = {a["yprov:node"] for b in training for a in b["activity"].values() if prov_type(a) == "yprov:RunExecution"}
+    assert nodes == {"n1", "n2"}  # the training step's ranks ran on both nodes
     assert (out / "crate" / "ro-crate-metadata.json").is_file()

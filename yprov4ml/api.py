@@ -18,7 +18,8 @@ from .distributed.ranks import resolve_ranks
 from .distributed.run_id import agree_run_id
 from .errors import RunAlreadyActiveError, RunNotActiveError
 from .record import DatasetInfo, FileEntity, ModelVersion
-from .run import Run, check_options, mirror_uri
+from .run import Run, mirror_uri
+from .run_options import RunOptions
 from .values import checked_source
 
 
@@ -55,7 +56,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
               collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
               mlflow_tracking_uri: str | None = None, metrics_file_type: str | None = None,
               csv_separator: str = ",", use_compressor: Any = None, use_run_id: str | None = None,
-              disable_codecarbon: bool = False, unify_experiments: bool = False) -> Run | NoOpRun:
+              disable_codecarbon: bool = False, unify_experiments: bool = False, track_energy: bool | None = None,
+              stage_dir: str | os.PathLike | None = None) -> Run | NoOpRun:
     """Start recording a run and make it the active one.
 
     ``provenance_save_dir`` (default ``./prov``) gets ``<experiment>/<run_id>/``.
@@ -77,9 +79,18 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
     ``run_id``; ``disable_codecarbon`` keeps the energy tracker off (log_carbon_metrics then says so once);
     ``unify_experiments`` rewrites ``<experiment>/experiment.prov.json``, every run of the experiment in one
     document, at each end_run.
+    ``track_energy=True`` (or ``$YPROV4ML_ENERGY=1``) starts codecarbon in the background with the run, so
+    that the first ``log_carbon_metrics`` has figures (otherwise it starts, in the background, at that call).
+    ``stage_dir`` (or ``$YPROV4ML_STAGE_DIR``): each rank writes its files to this node-local directory and
+    moves them, each atomically, to the shared run directory at its end_run.
     """
-    check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
-    metrics_export = _metrics_export(metrics_file_type, csv_separator, use_compressor)
+    options = RunOptions.checked(
+        save_after_n_logs=save_after_n_logs, flush_interval_s=flush_interval_s,
+        system_metrics_interval=system_metrics_interval, keep_in_clear=keep_in_clear, track_energy=track_energy,
+        energy_disabled=bool(disable_codecarbon), stage_dir=stage_dir, energy_country=energy_country,
+        collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        metrics_export=_metrics_export(metrics_file_type, csv_separator, use_compressor))
     if use_run_id is not None:
         if run_id is not None and run_id != use_run_id:
             raise ValueError(f"run_id {run_id!r} and use_run_id {use_run_id!r} disagree: give one of them")
@@ -99,12 +110,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
             run: Run | NoOpRun = NoOpRun(the_id, ranks.rank, Path(save_dir).absolute() / experiment / the_id)
         else:
             run = Run(user_namespace=prov_user_namespace, experiment=experiment, save_dir=save_dir,
-                      ranks=ranks, run_id=the_id, save_after_n_logs=save_after_n_logs,
-                      flush_interval_s=flush_interval_s, user=user,
-                      system_metrics_interval=system_metrics_interval, energy_country=energy_country,
-                      collect_all_processes=collect_all_processes, collection_timeout_s=collection_timeout_s,
-                      keep_in_clear=keep_in_clear, mlflow_tracking_uri=mlflow_tracking_uri,
-                      metrics_export=metrics_export, energy_disabled=bool(disable_codecarbon))
+                      ranks=ranks, run_id=the_id, user=user, options=options)
         run.unify_experiments = bool(unify_experiments)
         state.activate(run)
         return run

@@ -26,6 +26,8 @@ class RunInfo:
     launcher: str = "none"
     collect_all_processes: bool = False
     host: str = ""
+    node: str = ""  # the cluster node (Slurm's node name; else the host)
+    node_index: int | None = None  # its index in the job, when the launcher says it
     pid: int = 0
     command_line: str = ""
     working_dir: str = ""  # where the command ran: relative paths in it are relative to this
@@ -56,7 +58,7 @@ class FileEntity:
     name: str
     path: str  # relative to the run directory
     size: int
-    sha256: str
+    sha256: str | None  # None until the background worker has hashed it (storage.background_files)
     time: float
     context: str | None = None
     step: int | None = None

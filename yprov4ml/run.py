@@ -17,38 +17,31 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import state
 from .capture.environment import capture_environment, capture_source
 from .capture.reproducibility import KILLED_WAIT_S as KILLED_SNAPSHOT_WAIT_S
 from .capture.reproducibility import SNAPSHOT_WAIT_S, ReproducibilityCapture
-from .capture.secrets import Redactions, keep_in_clear_names
-from .distributed.ranks import RankInfo, rank_zero_only
+from .capture.secrets import Redactions
+from .distributed.ranks import RankInfo
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
 from .parent import parent_task, register
 from .record import RunInfo, RunRecord
 from .run_files import FileDirectives
 from .run_metrics import MetricDirectives
+from .run_options import RunOptions
 from .safety import outcome
+from .storage.background_files import BackgroundFiles
 from .storage.files import atomic_write_text, sha256_of
 from .storage.journal import Journal
 from .storage.layout import COLLECTION_FILE, journal_file, metric_file, prov_file
+from .storage.staging import move_into
 from .storage.names import safe_part
 from .storage.writer import MetricFileWriter, MetricWriter
 
 _now = time.time
-
-
-def check_options(save_after_n_logs: Any, flush_interval_s: Any, system_metrics_interval: Any) -> None:
-    """Refuse bad start_run options before anything is created (no thread, no journal left behind)."""
-    if not isinstance(save_after_n_logs, int) or isinstance(save_after_n_logs, bool) or save_after_n_logs < 1:
-        raise ValueError(f"save_after_n_logs must be a positive integer, got {save_after_n_logs!r}")
-    for name, value in (("flush_interval_s", flush_interval_s), ("system_metrics_interval", system_metrics_interval)):
-        if value is None and name == "system_metrics_interval":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+FILES_WAIT_S = {"FINISHED": 3600.0, "FAILED": 600.0, "KILLED": 2.0}  # end_run's wait for copies and digests
 
 
 class Run(MetricDirectives, FileDirectives):
@@ -57,77 +50,83 @@ class Run(MetricDirectives, FileDirectives):
     unify_experiments = False  # start_run(unify_experiments=True): api.end_run rewrites the experiment's document
 
     def __init__(self, *, user_namespace: str | None, experiment: str, save_dir: str | os.PathLike,
-                 ranks: RankInfo, run_id: str, save_after_n_logs: int = 100, flush_interval_s: float = 5.0,
-                 user: str | None = None, system_metrics_interval: float | None = None,
-                 energy_country: str | None = None, collect_all_processes: bool = False,
-                 collection_timeout_s: float | None = None, keep_in_clear: Iterable[str] = (),
-                 mlflow_tracking_uri: str | None = None, metrics_export: tuple[str, str, str | None] | None = None,
-                 energy_disabled: bool = False):
-        check_options(save_after_n_logs, flush_interval_s, system_metrics_interval)
-        self._metrics_export = metrics_export  # (format, csv separator, compressor): copies written at end_run
+                 ranks: RankInfo, run_id: str, user: str | None = None, options: RunOptions = RunOptions()):
+        self.options = options
         self._final_metrics: dict[str, tuple[float, Any]] = {}  # register_final_metric: name → (initial, fold)
-        mlflow_uri = mirror_uri(mlflow_tracking_uri)
-        self._keep_in_clear = keep_in_clear_names(keep_in_clear)
-        redactions = Redactions(self._keep_in_clear)
+        mlflow_uri = mirror_uri(options.mlflow_tracking_uri)
+        redactions = Redactions(options.keep_in_clear)
         command_line = shlex.join(redactions.argv([sys.executable, *sys.argv]))
         self.rank = ranks.rank
-        self.run_dir = Path(save_dir).absolute() / safe_part(experiment) / run_id
+        self.final_dir = Path(save_dir).absolute() / safe_part(experiment) / run_id  # the shared run directory
+        # where this rank writes until its end: the shared directory, or a node-local one of its own (ranks of a
+        # node share the stage directory; each moves its own files at its end)
+        self.run_dir = options.stage_dir / safe_part(experiment) / run_id / f"rank{ranks.rank}" \
+            if options.stage_dir else self.final_dir
         self.prov_path = prov_file(self.run_dir, self.rank)
         source = capture_source()  # before the journal exists: a kill in between leaves no empty journal
         self.record = RunRecord(RunInfo(
             run_id=run_id, experiment=experiment, user_namespace=user_namespace or "",
-            user=user or _user_name(), run_dir=str(self.run_dir), rank=ranks.rank,
+            user=user or _user_name(), run_dir=str(self.final_dir), rank=ranks.rank,
             local_rank=ranks.local_rank, world_size=ranks.world_size, launcher=ranks.launcher,
-            collect_all_processes=collect_all_processes,
-            host=socket.gethostname(), pid=os.getpid(),
+            collect_all_processes=options.collect_all_processes,
+            host=socket.gethostname(), node=ranks.node or socket.gethostname(), node_index=ranks.node_index,
+            pid=os.getpid(),
             command_line=command_line, working_dir=os.getcwd(), start_time=_now(), redacted=redactions.items,
         ))
         self._lock = threading.RLock()
         self._closers: list[Any] = []
+        self._files = BackgroundFiles(self._file_failed)  # copies and digests, off the training thread
+        self._reserved: set[Path] = set()  # artifact names taken by copies still under way
         self._open = True
         self._ended = threading.Event()
         self._series: dict[tuple[Any, Any], Any] = {}
         self._file_names: dict[str, Any] = {}  # context → UniqueNames of its series
-        self._flush_every = save_after_n_logs
+        self._flush_every = options.save_after_n_logs
         self._since_flush = 0
         self._write_errors: list[BaseException] = []
         metrics_path = metric_file(self.run_dir, self.rank)
         self._metric_relpath = metrics_path.name
         self._writer = MetricWriter(MetricFileWriter(metrics_path, self.rank), lambda: list(self.record.metrics.values()),
-                                    flush_interval_s, self._on_write_error)
+                                    options.flush_interval_s, self._on_write_error)
         info = self.record.info
         self.record.source = source
         info.parent_task = parent_task()
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.final_dir.mkdir(parents=True, exist_ok=True)
+            if prov_file(self.final_dir, self.rank).exists():  # staged: the journal's O_EXCL cannot see it
+                raise FileExistsError(prov_file(self.final_dir, self.rank))
             self.journal = Journal(journal_file(self.run_dir, self.rank))
         except FileExistsError:
             raise ProvenanceDirError(
-                f"rank {self.rank} of run {run_id} was already recorded in {self.run_dir}: "
+                f"rank {self.rank} of run {run_id} was already recorded in {self.final_dir}: "
                 "use a new run_id (or leave it out to get a fresh one)"
             ) from None
         except OSError as exc:
             raise ProvenanceDirError(
-                f"cannot write provenance under {save_dir!s}: {exc.strerror or exc}. "
-                "Pass a writable provenance_save_dir to start_run."
+                f"cannot write provenance under {exc.filename or save_dir!s}: {exc.strerror or exc}. "
+                "Pass a writable provenance_save_dir (and stage_dir) to start_run."
             ) from exc
-        self.journal.write("start", **info.__dict__, source=self.record.source)
+        self.journal.write("start", **info.__dict__, source=self.record.source,
+                           stage_dir=str(self.run_dir) if options.stage_dir else None)
         self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, self.journal,
-                                                       [Path(save_dir).absolute()], self._keep_in_clear)
+                                                       [Path(save_dir).absolute(), self.run_dir],
+                                                       options.keep_in_clear)
         self._reproducibility.start()
         if info.parent_task:
-            register(info.parent_task, "start", run_id, self.rank, self.run_dir, self.prov_path)
-        self._energy_country = energy_country
-        self._energy_disabled = energy_disabled  # upstream's disable_codecarbon: no tracker is ever started
-        self._collection_timeout = collection_timeout_s
-        self._start_collectors(system_metrics_interval)
+            register(info.parent_task, "start", run_id, self.rank, self.final_dir, prov_file(self.final_dir, self.rank))
+        self._start_collectors()
         self._writer.start()
         self._mirror = None
         if mlflow_uri:
             from .integrations.mlflow_mirror import MlflowMirror
 
-            self._mirror = MlflowMirror(self, mlflow_uri, interval_s=flush_interval_s)
+            self._mirror = MlflowMirror(self, mlflow_uri, interval_s=options.flush_interval_s)
             self._mirror.start()
+
+    @property
+    def collection_timeout_s(self) -> float | None:
+        return self.options.collection_timeout_s
 
     # ---------------------------------------------------------------- identity
     @property
@@ -166,6 +165,9 @@ class Run(MetricDirectives, FileDirectives):
         """Wait until the run's document is written (by whichever thread ends it)."""
         return self._ended.wait(timeout_s)
 
+    def _file_failed(self, what: str, exc: BaseException) -> None:
+        self._collector_failed(f"copying or hashing {what}", exc)
+
     def _on_write_error(self, exc: BaseException) -> None:
         if not self._write_errors:
             warnings.warn(f"yprov4ml could not write metrics to {self.run_dir}: {exc}. "
@@ -189,7 +191,9 @@ class Run(MetricDirectives, FileDirectives):
         finally:
             self._ended.set()
             state.release(self)
-        self._end_with_other_ranks(status)
+        from .distributed.ending import end_with_other_ranks
+
+        end_with_other_ranks(self, status)
         if self._mirror is not None:
             collection = self.run_dir / COLLECTION_FILE if self.rank == 0 else None
             self._mirror.finish(status, path, collection)
@@ -197,8 +201,9 @@ class Run(MetricDirectives, FileDirectives):
 
     def add_closer(self, close: Any) -> None:
         """Have ``close()`` called at the start of end_run, while the run still records (a wrapper's writer
-        thread finishing its file and logging it as an artifact)."""
-        self._closers.append(close)
+        thread finishing its file and logging it as an artifact); once, however often it is asked."""
+        if close not in self._closers:
+            self._closers.append(close)
 
     def _close_helpers(self) -> None:
         closers, self._closers = self._closers, []
@@ -225,16 +230,20 @@ class Run(MetricDirectives, FileDirectives):
             if series.count:
                 self.record.touch_context(series.context, series.first_time)
                 self.record.touch_context(series.context, series.last_time)
-        if self._final_metrics or self._metrics_export is not None:
+        if self._final_metrics or self.options.metrics_export is not None:
             written = self._written_series()
             self._fold_final_metrics(written)
-            if self._metrics_export is not None:
+            if self.options.metrics_export is not None:
                 self._export_series(written)
+        if not self._files.finish(FILES_WAIT_S.get(status, FILES_WAIT_S["FINISHED"])):
+            for item in [*self.record.artifacts, *self.record.models]:
+                if item.sha256 is None:  # a killed job's last seconds go to the record, not the hashing
+                    item.attributes["sha256_pending"] = True
         snapshot, self.record.randomness = self._reproducibility.finish(
             KILLED_SNAPSHOT_WAIT_S if status == "KILLED" else SNAPSHOT_WAIT_S)
         self.record.source.update(snapshot)
         try:
-            self.record.environment = capture_environment(self._keep_in_clear, self._reproducibility.packages)
+            self.record.environment = capture_environment(self.options.keep_in_clear, self._reproducibility.packages)
             gpu = self._collectors.get("gpu")
             if gpu is not None:
                 self.record.environment["accelerators"] += gpu.describe()
@@ -251,64 +260,16 @@ class Run(MetricDirectives, FileDirectives):
             ) from exc
         finally:
             self.journal.close()
+        if self.run_dir != self.final_dir:  # staged: every file of this rank, atomically into the shared directory
+            move_into(self.run_dir, self.final_dir)
+            self.run_dir, self.prov_path = self.final_dir, prov_file(self.final_dir, self.rank)
+            path = self.prov_path
         if info.parent_task:
             register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
         return path
 
-    def _written_series(self) -> dict[int, Any]:
-        """The series of this rank's metric file as written (for the final metrics and the export copies)."""
-        from .storage.metric_file import read_metrics_file
-
-        path = self._writer.file.path
-        try:
-            return read_metrics_file(path).series if path.is_file() else {}
-        except (OSError, ValueError) as exc:  # a damaged file: the rest of the record is still written
-            self._collector_failed("reading the metric file back", exc)
-            return {}
-
-    def _export_series(self, written: dict[int, Any]) -> None:
-        """Each series again as CSV / netCDF / Zarr / Parquet (start_run(metrics_file_type=...)); a failure
-        is said and the run's record, whose primary file is whole, is kept."""
-        from .storage.export_formats import export_stem, write_series
-
-        for (key, context), series in self.record.metrics.items():
-            data = written.get(series.number)
-            if data is None or series.kind != "scalar":
-                continue
-            try:
-                path = write_series(data, export_stem(self.run_dir, context, series.name, self.rank),
-                                    *self._metrics_export)
-            except Exception as exc:
-                warnings.warn(f"yprov4ml: metric {key!r} ({context}) was not written as {self._metrics_export[0]}: "
-                              f"{type(exc).__name__}: {exc}; run `yprov4ml export {self.run_dir} --format "
-                              f"{self._metrics_export[0]}` later", RuntimeWarning)
-                continue
-            self.record.metric_exports[key, context] = path.relative_to(self.run_dir).as_posix()
-
     def _unwritten_points(self) -> int:
         return sum(len(s.pending) + len(s.unwritten) for s in self.record.metrics.values())
-
-    def _end_with_other_ranks(self, status: str) -> None:
-        info = self.record.info
-        if not (info.collect_all_processes and info.world_size > 1):
-            return
-        from .distributed.collection import KILLED_WAIT_S, collection_timeout, wait_for_collection
-
-        timeout = collection_timeout(self._collection_timeout)
-        if status == "KILLED":  # a killed job has seconds before SIGKILL: do not wait long for the others
-            timeout = min(timeout, KILLED_WAIT_S)
-        self.write_collection(timeout)  # rank 0 only
-        if self.rank != 0 and status == "FINISHED":  # end together with rank 0 (see wait_for_collection)
-            wait_for_collection(self.run_dir, timeout + max(5.0, timeout / 4))
-
-    @rank_zero_only
-    def write_collection(self, timeout_s: float) -> Path:
-        """Rank 0: wait for the other ranks' documents (up to ``timeout_s``) and write ``collection.json``."""
-        from .distributed.collection import write_collection
-
-        info = self.record.info
-        return write_collection(self.run_dir, info.run_id, info.experiment, info.user_namespace,
-                                info.world_size, timeout_s)
 
     def write_prov(self, create_graph: bool = False, create_svg: bool = False) -> Path:
         """Write this rank's PROV-JSON from the record, and its picture if asked."""

@@ -14,7 +14,8 @@ from .capture.secrets import Redactions, redact_text
 from .context import Context, as_context
 from .errors import ArtifactError, ParamConflictError
 from .record import DatasetInfo, FileEntity, ModelVersion, Param
-from .storage.files import atomic_write_text, inside, sha256_of, tree_size_and_sha256
+from .storage.background_files import COPY_ON_THE_SPOT_BYTES
+from .storage.files import atomic_write_text, inside, tree_size_and_sha256
 from .storage.names import safe_name
 from .values import as_metric_value, as_step, as_time, checked_attrs, object_and_name, param_value, same_value
 
@@ -33,6 +34,33 @@ def _checked_param(key: Any, value: Any) -> Any:
             f"parameter {key!r}: its value ({type(value).__name__}) cannot be turned into text or a number "
             f"({type(exc).__name__}: {exc}); log a plain value such as str(...) of what matters"
         ) from None
+
+
+def _size_now(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(size, modification time) of a file: a change between logging and copying shows in it."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_size, found.st_mtime_ns) if path.is_file() else (0, found.st_mtime_ns)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file or folder to ``target`` through a placeholder renamed once whole."""
+    placeholder = target.with_name(f".{target.name}.partial")
+    if source.is_dir():
+        if placeholder.exists():
+            shutil.rmtree(placeholder)
+        # Links are copied as links: a link loop (d/a -> .) cannot make the copy endless.
+        shutil.copytree(source, placeholder, symlinks=True)
+    else:
+        shutil.copyfile(source, placeholder)
+        shutil.copymode(source, placeholder)  # a 0600 key stays 0600 (copytree keeps modes too)
+    placeholder.replace(target)
 
 
 def _check_copy_size(tree: Path) -> None:
@@ -59,6 +87,7 @@ class FileDirectives:
         parent = as_context(is_subcontext_of).name if is_subcontext_of is not None else None
         if source_of_data is not None and not isinstance(source_of_data, str):
             raise ValueError(f"context {name!r}: source_of_data {source_of_data!r} must be a string")
+        self._check_open("log_context")  # a forked child stops here, before any lock a parent's thread may hold
         with self._lock:
             self._check_open("log_context")
             when = _now()
@@ -85,9 +114,10 @@ class FileDirectives:
                        is_input: bool = False) -> None:
         hidden: dict[str, list[str]] = {}
         for key, value in checked.items():  # before anything is journaled: secrets never reach the disk
-            redactions = Redactions(self._keep_in_clear)
+            redactions = Redactions(self.options.keep_in_clear)
             checked[key] = redactions.value(f"param {key}", key, value)
             hidden[key] = redactions.items
+        self._check_open("log_param")
         with self._lock:
             self._check_open("log_param")
             for key, value in checked.items():
@@ -128,40 +158,58 @@ class FileDirectives:
         name = redact_text(name)[0]  # before it becomes a path: a secret in a name never reaches the disk
         if copy and source.is_dir():
             _check_copy_size(source)
-        if copy:
-            with self._lock:
-                target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}",
-                                                redact_text(file_name)[0] if file_name else name))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                placeholder = target.with_name(f".{target.name}.partial")
-                if source.is_dir():
-                    # Links are copied as links: a link loop (d/a -> .) cannot make the copy endless.
-                    shutil.copytree(source, placeholder, symlinks=True)
-                else:
-                    shutil.copyfile(source, placeholder)
-                    shutil.copymode(source, placeholder)  # a 0600 key stays 0600 (copytree keeps modes too)
-                placeholder.replace(target)
-            stored = target.relative_to(self.run_dir).as_posix()
-        else:
+        item = FileEntity(name=name, path="", size=0, sha256=None, time=when, context=ctx,
+                          step=None if step is None else as_step(step, name), is_input=is_input,
+                          original_path=redact_text(str(source.resolve()))[0], attributes=dict(attributes or {}))
+        if not copy:
             target = source.resolve()
-            stored = str(target)
-        size, digest = tree_size_and_sha256(target)
-        item = FileEntity(name=name, path=stored, size=size, sha256=digest,
-                          time=when, context=ctx, step=None if step is None else as_step(step, name),
-                          is_input=is_input, original_path=redact_text(str(source.resolve()))[0],
-                          attributes=dict(attributes or {}))
-        self._add_file("artifact", item, self.record.artifacts)
+            item.path, item.size = str(target), _size_now(target)
+            self._add_file("artifact", item, self.record.artifacts)
+            self._in_background(item, target, None)
+            return item
+        with self._lock:
+            target = self._free_path(inside(self.run_dir / "artifacts" / f"rank{self.rank}",
+                                            redact_text(file_name)[0] if file_name else name))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            item.path, item.size = target.relative_to(self.run_dir).as_posix(), _size_now(source)
+            if source.is_file() and item.size <= COPY_ON_THE_SPOT_BYTES:
+                _copy(source, target)  # small: copied now, as it is now; hashed in the background
+                copy_from = None
+            else:
+                self._reserved.add(target)  # large, or a folder: copied in the background
+                copy_from = source
+            self._add_file("artifact", item, self.record.artifacts)
+        self._in_background(item, target, copy_from)
         return item
+
+    def _in_background(self, item: FileEntity, target: Path, copy_from: Path | None) -> None:
+        """Copy ``copy_from`` to ``target`` (if given) and hash ``target``, off the training thread; the
+        digest goes into the record and the journal (``file_hashed``) once known."""
+        before = _stamp(copy_from or target)
+        kind = "model" if isinstance(item, ModelVersion) else "artifact"
+
+        def job() -> None:
+            if copy_from is not None:
+                _copy(copy_from, target)
+                self._reserved.discard(target)
+            if _stamp(copy_from or target) != before:  # rewritten in place since it was logged
+                item.attributes["changed_after_logging"] = True
+            item.size, item.sha256 = tree_size_and_sha256(target)
+            self.journal.write("file_hashed", kind=kind, path=item.path, size=item.size, sha256=item.sha256,
+                               changed_after_logging=item.attributes.get("changed_after_logging", False))
+
+        self._files.submit(f"{kind} {item.name}", job)
 
     def _free_path(self, target: Path) -> Path:
         """``target``, or ``stem-2.ext``, ``stem-3.ext``... when a file of that name was logged already."""
         candidate, n = target, 1
-        while candidate.exists() or candidate.is_symlink():
+        while candidate.exists() or candidate.is_symlink() or candidate in self._reserved:
             n += 1
             candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
         return candidate
 
     def _add_file(self, kind: str, item: FileEntity, into: list) -> None:
+        self._check_open(f"log_{kind}")
         with self._lock:
             self._check_open(f"log_{kind}")
             if item.context:
@@ -214,7 +262,7 @@ class FileDirectives:
                 save_model(model, target)
             item = ModelVersion(
                 name=f"{model_name} v{version}", path=relpath, size=target.stat().st_size,
-                sha256=sha256_of(target), time=_now() if timestamp is None else as_time(timestamp),
+                sha256=None, time=_now() if timestamp is None else as_time(timestamp),
                 context=ctx, step=None if step is None else as_step(step, model_name), is_input=bool(is_input),
                 attributes=attributes, model_name=model_name, version=version, final=final,
             )
@@ -223,6 +271,7 @@ class FileDirectives:
             if is_keras_model(model):
                 item.attributes["checkpoint_format"] = "keras"
             self._add_file("model", item, self.record.models)
+        self._in_background(item, target, None)  # the training loop does not wait for the digest
         return item
 
     def _layers_file(self, model: Any, model_name: str, context: str | None, when: float) -> str:
@@ -273,12 +322,13 @@ class FileDirectives:
             target.parent.mkdir(parents=True, exist_ok=True)
             save_snapshot(arrays, target)
             item = ModelVersion(
-                name=f"{name} v{version}", path=relpath, size=target.stat().st_size, sha256=sha256_of(target),
+                name=f"{name} v{version}", path=relpath, size=target.stat().st_size, sha256=None,
                 time=_now(), context=ctx, step=None if step is None else as_step(step, name), model_name=name,
                 version=version, attributes={"role": "proof-of-learning snapshot", "pol_batch": batch,
                                              "pol_loss": loss_value, "weights_sha256": digest,
                                              "checkpoint_format": "npz", "tensors": len(arrays)})
             self._add_file("model", item, self.record.models)
+        self._in_background(item, target, None)
         self.log_metric(f"{name}_loss", loss_value, context, batch)
         return item
 

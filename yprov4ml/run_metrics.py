@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import warnings
 from typing import Any
 
-from .collectors.energy import STILL_STARTING
 from .context import Context, as_context
 from .errors import InvalidMetricError, RunNotActiveError
 from .storage.names import UniqueNames
@@ -15,6 +16,12 @@ from .values import (STEP_MAX, STEP_MIN, as_metric_value, as_sequence, as_step, 
                      is_sequence)
 
 _now = time.time
+_ABSENT = object()
+# Held while the preparing thread imports: a fork waits for it, so that no child starts life with a module
+# half imported by a thread it does not have (its import of that module would wait forever).
+_IMPORTING = threading.Lock()
+os.register_at_fork(before=_IMPORTING.acquire, after_in_parent=_IMPORTING.release,
+                    after_in_child=_IMPORTING.release)
 _KIND_TEXT = {"scalar": "numbers", "vector": "vectors", "indices": "sample indices"}
 
 
@@ -98,6 +105,7 @@ class MetricDirectives:
         """Record where the points of a series come from (upstream's ``source``), once per distinct source."""
         checked_source(key, source)
         name = as_context(context).name
+        self._check_open("log_metric")
         with self._lock:
             known = self.record.metric_sources.setdefault((key, name), [])
             if source not in known:
@@ -111,6 +119,7 @@ class MetricDirectives:
         if not isinstance(key, str) or not key:
             raise InvalidMetricError(f"metric key {key!r} must be a non-empty string")
         ctx = as_context(context).name
+        self._check_open("log_metric")  # a forked child stops here, before any lock a parent's thread may hold
         with self._lock:
             self._check_open("log_metric")
             series = self.record.metrics.get((key, ctx))
@@ -144,33 +153,53 @@ class MetricDirectives:
             self.log_metric(key, value, context, step, timestamp)
 
     # ---------------------------------------------------------------- collectors
-    def _start_collectors(self, system_metrics_interval: float | None) -> None:
+    def _start_collectors(self) -> None:
         from .collectors.system import system_collector
 
+        options = self.options
         self._collector_failures: set[str] = set()
         self._timers: dict[str, float] = {}
         # Created now so that the first CPU figure covers the time since start_run, not 0.0.
         self._collectors: dict[str, Any] = {"system": system_collector(self.run_dir)}
+        self._collectors_lock = threading.Lock()  # not the run's lock: creating NVML's collector takes a while
         self._sampler = None
-        if system_metrics_interval is not None:
+        if options.system_metrics_interval is not None:
             from .collectors.sampler import SAMPLER_CONTEXT, BackgroundSampler
 
             self._sampler = BackgroundSampler(
-                lambda step: self.log_system_metrics(SAMPLER_CONTEXT, step), system_metrics_interval)
+                lambda step: self.log_system_metrics(SAMPLER_CONTEXT, step), options.system_metrics_interval)
             self._sampler.start()
+        if options.track_energy and self.record.info.local_rank == 0:
+            self._collector("energy").start()  # in the background: the first log_carbon_metrics has figures
+        threading.Thread(target=self._prepare, name="yprov4ml-prepare", daemon=True).start()
+
+    def _prepare(self) -> None:
+        """In the background at start_run: what end_run and the first collector calls would otherwise pay for
+        on the training thread — the PROV library's import (tens of ms) and NVML's start (local rank 0)."""
+        with _IMPORTING:
+            try:
+                from .prov import build, document  # noqa: F401
+            except ImportError:  # end_run imports them again and says what is missing
+                pass
+            if self.record.info.local_rank == 0:
+                self._collector("gpu")  # imports pynvml
 
     def _collector(self, name: str) -> Any:
-        """The gpu / energy collector, created on first use (None when unavailable)."""
-        if name not in self._collectors:
-            if name == "gpu":
-                from .collectors.gpu import GpuCollector
+        """The gpu / energy collector, created once, on first use (None when unavailable)."""
+        found = self._collectors.get(name, _ABSENT)
+        if found is not _ABSENT:
+            return found
+        with self._collectors_lock:  # the preparing thread and the training thread may both ask first
+            if name not in self._collectors:
+                if name == "gpu":
+                    from .collectors.gpu import GpuCollector
 
-                self._collectors[name] = GpuCollector.create()
-            else:
-                from .collectors.energy import EnergyTracker
+                    self._collectors[name] = GpuCollector.create()
+                else:
+                    from .collectors.energy import EnergyTracker
 
-                self._collectors[name] = EnergyTracker(self._energy_country)
-        return self._collectors[name]
+                    self._collectors[name] = EnergyTracker(self.options.energy_country)
+            return self._collectors[name]
 
     def _log_figures(self, figures: list[tuple[str, float, str]], context: Any, step: int | None) -> None:
         """One sample of a collector: its figures share one time, and count as one log towards ``save_after_n_logs``.
@@ -201,7 +230,8 @@ class MetricDirectives:
         self._check_open("log_system_metrics")
         try:
             figures = self._collectors["system"].sample()
-            gpu = self._collector("gpu")
+            # GPUs are the node's: local rank 0 samples every GPU NVML sees (NVML ignores CUDA_VISIBLE_DEVICES)
+            gpu = self._collector("gpu") if self.record.info.local_rank == 0 else None
             if gpu is not None:
                 figures += gpu.sample()
         except Exception as exc:
@@ -213,24 +243,42 @@ class MetricDirectives:
         """Log energy (kWh: total, CPU, GPU, RAM), emissions (kg CO2eq) and power (W) from codecarbon.
 
         Only local rank 0 of each node measures: codecarbon measures the whole
-        machine, so several ranks per node would count it several times.
+        machine, so several ranks per node would count it several times. Never
+        waits: while codecarbon starts (about 1.5 s, in the background) each
+        call's figures are logged, at its step, as soon as it is up.
         """
         self._check_open("log_carbon_metrics")
-        if self._energy_disabled:
+        if self.options.energy_disabled:
             self._collector_failed("log_carbon_metrics", RuntimeError(
                 "energy tracking is off for this run (start_run(disable_codecarbon=True)): nothing is measured"))
             return
         if self.record.info.local_rank != 0:
             return
         energy = self._collector("energy")
+        if not energy.ready:
+            checked = None if step is None else as_step(step, "log_carbon_metrics")
+            if energy.when_ready(lambda: self._log_energy(energy, context, checked, deferred=True)):
+                self.add_closer(energy.settle)  # a short run: its end waits for the answers, not its training
+            else:
+                from .collectors.energy import MAX_WAITING
+
+                self._collector_failed("log_carbon_metrics while codecarbon starts", RuntimeError(
+                    f"codecarbon is still not up after {MAX_WAITING} calls: these calls record nothing until "
+                    "it is; start_run(track_energy=True) starts it with the run"))
+            return
+        self._log_energy(energy, context, step)
+
+    def _log_energy(self, energy: Any, context: Any, step: int | None, deferred: bool = False) -> None:
         try:
             figures = energy.measure()
+            if not figures and energy.unavailable:
+                raise RuntimeError(energy.unavailable)  # said once, not silent
+            self._log_figures(figures, context, step)
+        except RunNotActiveError:
+            if not deferred:
+                raise  # (deferred: the run ended before codecarbon was up; end_run took its totals)
         except Exception as exc:
             self._collector_failed("log_carbon_metrics", exc)
-            return
-        if not figures and energy.unavailable and energy.unavailable != STILL_STARTING:
-            self._collector_failed("log_carbon_metrics", RuntimeError(energy.unavailable))  # said once, not silent
-        self._log_figures(figures, context, step)
 
     def log_current_execution_time(self, label: str, context: Context | str | None = None,
                                    step: int | None = None) -> float:
@@ -290,6 +338,7 @@ class MetricDirectives:
         if not isinstance(metric_name, str) or not metric_name:
             raise InvalidMetricError(f"final metric name {metric_name!r} must be a non-empty string")
         initial = as_metric_value(initial_value, metric_name)
+        self._check_open("register_final_metric")
         with self._lock:
             self._check_open("register_final_metric")
             self._final_metrics[metric_name] = (initial, checked_fold(fold_operation))
@@ -309,6 +358,37 @@ class MetricDirectives:
             self.journal.write("param", key=key, value=value, time=param.time, value_type="float", redacted=[],
                                context=None, source=param.source, is_input=False)
             self.record.params[key] = param
+
+    def _written_series(self) -> dict[int, Any]:
+        """The series of this rank's metric file as written (for the final metrics and the export copies)."""
+        from .storage.metric_file import read_metrics_file
+
+        path = self._writer.file.path
+        try:
+            return read_metrics_file(path).series if path.is_file() else {}
+        except (OSError, ValueError) as exc:  # a damaged file: the rest of the record is still written
+            self._collector_failed("reading the metric file back", exc)
+            return {}
+
+    def _export_series(self, written: dict[int, Any]) -> None:
+        """Each series again as CSV / netCDF / Zarr / Parquet (start_run(metrics_file_type=...)); a failure
+        is said and the run's record, whose primary file is whole, is kept."""
+        from .storage.export_formats import export_stem, write_series
+
+        for (key, context), series in self.record.metrics.items():
+            data = written.get(series.number)
+            if data is None or series.kind != "scalar":
+                continue
+            try:
+                path = write_series(data, export_stem(self.run_dir, context, series.name, self.rank),
+                                    *self.options.metrics_export)
+            except Exception as exc:
+                file_type = self.options.metrics_export[0]
+                warnings.warn(f"yprov4ml: metric {key!r} ({context}) was not written as {file_type}: "
+                              f"{type(exc).__name__}: {exc}; run `yprov4ml export {self.final_dir} --format "
+                              f"{file_type}` later", RuntimeWarning)
+                continue
+            self.record.metric_exports[key, context] = path.relative_to(self.run_dir).as_posix()
 
     def _log_flops(self, label: str, flops: int, context: Any, step: int | None) -> int:
         self._log_figures([(label, float(flops), "FLOP")], context, step)

@@ -11,6 +11,7 @@ hidden, never what it was. A name listed in ``keep_in_clear`` (or in
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,19 +29,24 @@ _NAME_MARKERS = ("password", "passwd", "passphrase", "secret", "apikey", "access
 _NAME_TOKENS = {"pwd", "auth", "dsn", "jwt", "token", "cookie"}
 _TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])")
 
+# (pattern, replacement, kind, anchors): a pattern runs only on text holding one of its anchors (lower-cased
+# for the case-blind ones) — a plain substring test, so that long texts without secrets cost little.
 _VALUE_SHAPES = (
     # scheme://user:password@host — greedy up to the last '@' before the host, so '@' in a password is covered
-    (re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s?#]*@"), r"\g<keep>" + REDACTED + "@", "URL credentials"),
+    (re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s?#]*@"), r"\g<keep>" + REDACTED + "@", "URL credentials",
+     ("://",)),
     (re.compile(r"(?i)(?P<keep>\b(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd|sig|"
-                r"client_secret|access_token|refresh_token)=)[^;&\s]+"), r"\g<keep>" + REDACTED, "key=value secret"),
+                r"client_secret|access_token|refresh_token)=)[^;&\s]+"), r"\g<keep>" + REDACTED, "key=value secret",
+     ("key=", "signature=", "password=", "pwd=", "sig=", "secret=", "token=")),
     (re.compile(r"(?i)(?P<keep>\b(?:bearer|basic|token)\s+)[A-Za-z0-9\-._~+/]{8,}=*"), r"\g<keep>" + REDACTED,
-     "authorization token"),
+     "authorization token", ("bearer", "basic", "token")),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
-     REDACTED, "private key"),
+     REDACTED, "private key", ("-----begin",)),
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|AKIA[0-9A-Z]{16}|"
                 r"xox[abposr]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_\-]{20,}|hf_[A-Za-z0-9]{30,})\b"), REDACTED,
-     "access token"),
-    (re.compile(r"(?P<keep>https://hooks\.slack\.com/)\S+"), r"\g<keep>" + REDACTED, "webhook URL"),
+     "access token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "akia", "xox", "sk-", "hf_")),
+    (re.compile(r"(?P<keep>https://hooks\.slack\.com/)\S+"), r"\g<keep>" + REDACTED, "webhook URL",
+     ("hooks.slack.com",)),
 )
 
 
@@ -53,6 +59,7 @@ def keep_in_clear_names(extra: Iterable[str] = ()) -> frozenset[str]:
 _NOT_SECRET = {"PWD", "OLDPWD"}  # the shell's working directories, not passwords
 
 
+@functools.lru_cache(maxsize=8192)  # source code repeats its names: each is judged once
 def is_secret_name(name: str) -> bool:
     """True for names that say they hold a secret (API_TOKEN, db_password, MYSQL_PWD, SSH_KEY, ...)."""
     if name.upper() in _NOT_SECRET:
@@ -67,10 +74,13 @@ def is_secret_name(name: str) -> bool:
 def redact_text(text: str) -> tuple[str, list[str]]:
     """``text`` with every secret-shaped part replaced, and what kinds were found."""
     found = []
-    for pattern, replacement, kind in _VALUE_SHAPES:
-        text, n = pattern.subn(replacement, text)
-        if n:
-            found.append(kind)
+    lower = text.lower()
+    for pattern, replacement, kind, anchors in _VALUE_SHAPES:
+        if any(anchor in lower for anchor in anchors):
+            text, n = pattern.subn(replacement, text)
+            if n:
+                found.append(kind)
+                lower = text.lower()
     return text, found
 
 
@@ -129,8 +139,12 @@ class Redactions:
 _SOURCE_QUOTED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)(?P<mid>["']?\s*[:=]\s*[rbuRBU]?)(?P<q>["'])"""
                             r"""(?P<value>[^"'\n]+)(?P=q)""")
 _SOURCE_SHELL = re.compile(r"""(?P<name>(?<![\w\-])[A-Za-z_][A-Za-z0-9_]*|--[A-Za-z][A-Za-z0-9_\-]*)"""
-                           r"""(?P<mid>=|(?<=[a-z0-9])\s+)"""
+                           r"""(?P<mid>=|(?<=[a-z0-9])[ \t]+)"""
                            r"""(?P<value>(?=[^\s"'`;()\[\],]*\d)[^\s"'`;()\[\],]+)(?=[\s"'`;,)\]]|$)""")
+
+
+# A secret name holds one of these (lower case); a line without any cannot assign a secret name.
+_NAME_HINTS = re.compile(r"pass|secret|key|token|auth|pwd|dsn|jwt|cookie|credential|conn|webhook|netrc", re.I)
 
 
 def redact_source(text: str, keep: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
@@ -145,7 +159,17 @@ def redact_source(text: str, keep: frozenset[str] = frozenset()) -> tuple[str, l
         quote = match.groupdict().get("q") or ""
         return f"{match.group('name')}{match.group('mid')}{quote}{REDACTED}{quote}"
 
-    text = _SOURCE_QUOTED.sub(hide, text)
-    text = _SOURCE_SHELL.sub(lambda m: hide(m) if m.group("name").startswith("--") or "=" in m.group("mid")
-                             else m.group(0), text)
-    return text, sorted(set(found))
+    def shell(match: re.Match) -> str:
+        return hide(match) if match.group("name").startswith("--") or "=" in match.group("mid") else match.group(0)
+
+    # Only the lines holding a hint can hold a secret name: the two patterns run on those alone.
+    parts, done = [], 0
+    for hint in _NAME_HINTS.finditer(text):
+        if hint.start() < done:
+            continue  # a second hint on a line already handled
+        start = text.rfind("\n", 0, hint.start()) + 1
+        end = text.find("\n", hint.end())
+        end = len(text) if end < 0 else end
+        parts += [text[done:start], _SOURCE_SHELL.sub(shell, _SOURCE_QUOTED.sub(hide, text[start:end]))]
+        done = end
+    return "".join(parts) + text[done:], sorted(set(found))

@@ -51,9 +51,13 @@ def git_output(cwd: Path, *args: str) -> bytes | None:
 
 
 def installed_roots() -> list[Path]:
-    """Where installed code lives: the interpreter's prefixes and its site-packages."""
+    """Where installed code lives: the interpreter's prefixes, its site-packages, and yprov4ml's own packages
+    (installed in editable mode they lie in a working tree, yet they are the recorder, not the run's code:
+    their version is in the environment entity)."""
     roots = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     roots |= {Path(p).resolve() for key in ("purelib", "platlib", "stdlib") if (p := sysconfig.get_path(key))}
+    package = Path(__file__).resolve().parents[1]
+    roots |= {package, package.parent / "yprov4wfs_bridge"}
     return sorted(roots)
 
 

@@ -1,4 +1,8 @@
-"""Energy and emissions through codecarbon's offline tracker: started lazily, once per process.
+"""Energy and emissions through codecarbon's offline tracker: started in the background, once per process.
+
+Starting codecarbon takes about 1.5 s; it happens in a thread of its own — at start_run with
+``start_run(track_energy=True)``, else at the first ``log_carbon_metrics`` — so that training never waits
+for it. What is asked while it starts is answered once it is up (``when_ready``).
 
 The online tracker calls web services; the offline one needs a country code
 (``YPROV4ML_COUNTRY`` or ``start_run(energy_country=...)``, default ``USA``,
@@ -16,8 +20,8 @@ log = logging.getLogger("yprov4ml")
 
 DEFAULT_COUNTRY = "USA"
 COUNTRY_VARIABLE = "YPROV4ML_COUNTRY"
-START_TIMEOUT_S = 10.0
-STILL_STARTING = "codecarbon is still starting"
+START_TIMEOUT_S = 10.0  # end_run waits this long, at most, for a tracker still starting
+MAX_WAITING = 1000  # requests kept while it starts (each is one point, answered once it is up)
 
 # (figure name, EmissionsData attribute, unit)
 FIGURES = (
@@ -57,6 +61,47 @@ class EnergyTracker:
         self._ready = threading.Event()
         self._starter: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._waiting: list[Any] = []  # what calls made while it starts asked for: made once it is up
+        self._answered = False  # the starter has taken the waiting requests: later ones are made at once
+
+    @property
+    def ready(self) -> bool:
+        """Whether codecarbon is up (or known to be unavailable); starts it in the background if not yet."""
+        self.start()
+        return self._ready.is_set()
+
+    def start(self) -> None:
+        """Start codecarbon in a thread of its own (once)."""
+        with self._lock:
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start_then_answer, name="yprov4ml-codecarbon",
+                                                 daemon=True)
+                self._starter.start()
+
+    def when_ready(self, call: Any) -> bool:
+        """Have ``call()`` made as soon as codecarbon is up, in the order asked; False (and not kept) past
+        MAX_WAITING requests, should codecarbon hang."""
+        with self._lock:
+            if not self._answered:
+                if len(self._waiting) >= MAX_WAITING:
+                    return False
+                self._waiting.append(call)
+                return True
+        call()  # it came up in between
+        return True
+
+    def settle(self) -> None:
+        """Wait (at most the start timeout) until codecarbon is up and the waiting request is answered."""
+        starter = self._starter
+        if starter is not None:
+            starter.join(self._timeout)
+
+    def _start_then_answer(self) -> None:
+        self._start()
+        with self._lock:
+            calls, self._waiting, self._answered = self._waiting, [], True
+        for call in calls:
+            call()
 
     def _start(self) -> None:
         try:
@@ -88,24 +133,18 @@ class EnergyTracker:
             self.unavailable = f"codecarbon failed to start: {type(exc).__name__}: {exc}"
         self._ready.set()
 
-    def _ensure_started(self) -> bool:
-        with self._lock:
-            if self._starter is None:
-                self._starter = threading.Thread(target=self._start, name="yprov4ml-codecarbon", daemon=True)
-                self._starter.start()
+    def wait_started(self) -> bool:
+        """Whether the tracker is up, waiting at most the start timeout (end_run's totals; not training)."""
+        self.start()
         if not self._ready.wait(self._timeout):
-            if self.unavailable is None:
-                log.warning("yprov4ml: codecarbon is slow to start (> %.0f s); energy figures will "
-                            "appear once it has", self._timeout)
-            self.unavailable = self.unavailable or STILL_STARTING
+            log.warning("yprov4ml: codecarbon did not start within %.0f s; no energy totals", self._timeout)
+            self.unavailable = self.unavailable or f"codecarbon did not start within {self._timeout:.0f} s"
             return False
-        if self.unavailable == STILL_STARTING:
-            self.unavailable = None
         return self._tracker is not None
 
     def measure(self) -> list[tuple[str, float, str]]:
-        """Cumulative energy and emissions since the tracker started, and current power."""
-        if not self._ensure_started():
+        """Cumulative energy and emissions since the tracker started, and current power ([] while it starts)."""
+        if not self._ready.is_set() or self._tracker is None:
             return []
         try:
             self._tracker.flush()
@@ -121,7 +160,7 @@ class EnergyTracker:
 
     def totals(self) -> dict[str, Any]:
         """The run-level figures for the PROV run activity (after a final measurement)."""
-        figures = {name: value for name, value, _ in self.measure()} if self._tracker else {}
+        figures = {name: value for name, value, _ in self.measure()} if self.wait_started() else {}
         out: dict[str, Any] = {"energy_country": self.country}
         for name in TOTALS:
             if name in figures:

@@ -1,9 +1,11 @@
 """The collection: rank 0's summary of a distributed run, linking every rank's document.
 
-Rank 0 waits (polling the shared run directory, up to a timeout) for the other
-ranks' ``prov.rankN.json``; a rank that never writes one — killed, or hung — is
-listed as missing instead of hanging rank 0 forever. Polling the file system
-works with every launcher and needs no MPI collective, which could not time out.
+Rank 0 learns what the other ranks recorded from their reports — document name, sha256, size, status,
+host, node and energy totals. The reports come through MPI or torch.distributed when the program set one
+up (``coordination``), else from the rank documents themselves, found by polling the shared run
+directory. Either way a rank that never reports within the timeout — killed, or hung — is listed as
+missing instead of hanging rank 0 forever. Energy is summed per node (measured once per node, by its
+local rank 0) and over the whole run.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from typing import Any
 
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 
+from ..collectors.energy import TOTALS, summed_totals
+from ..errors import DocumentError
 from ..prov.decode import attributes, run_activity
 from ..prov.document import literal, new_document, prov_kind, run_activity_id, timestamp, to_json
-from ..errors import DocumentError
 from ..storage.files import atomic_write_text, read_json, sha256_of
 from ..storage.layout import COLLECTION_FILE, prov_file
+
 TIMEOUT_VARIABLE = "YPROV4ML_COLLECTION_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
 KILLED_WAIT_S = 3.0  # SIGTERM then SIGKILL: Slurm's KillWait is often 30 s, sometimes much less
+REPORTED = ("status", "host", "node", "node_index", "prov:startTime", "prov:endTime",
+            *(f"total_{figure}" for figure in TOTALS))
 
 
 def collection_timeout(given: float | None = None) -> float:
@@ -34,6 +40,15 @@ def collection_timeout(given: float | None = None) -> float:
         return float(os.environ.get(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_S))
     except ValueError:
         return DEFAULT_TIMEOUT_S
+
+
+def rank_report(rank: int, document: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """What a rank tells rank 0 of its record: its document (name, sha256, size) and its run activity's
+    status, host, node, times and energy totals (``run``: the decoded run activity)."""
+    report = {"rank": rank, "document": document.name, "sha256": sha256_of(document),
+              "size_bytes": document.stat().st_size}
+    report.update({name: run[name] for name in REPORTED if name in run})
+    return report
 
 
 def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float, poll_s: float = 0.2) -> dict[int, Path]:
@@ -47,7 +62,7 @@ def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float, poll_s: flo
 
 
 def wait_for_collection(run_dir: Path, timeout_s: float, poll_s: float = 0.2) -> bool:
-    """Ranks other than 0: wait until rank 0 has written the collection (or the timeout passes).
+    """Ranks other than 0, without MPI or torch.distributed: wait until rank 0 has written the collection.
 
     Ending together matters: MPICH's mpiexec kills the processes still running
     once the others have exited after a rank died, which would kill rank 0
@@ -61,43 +76,61 @@ def wait_for_collection(run_dir: Path, timeout_s: float, poll_s: float = 0.2) ->
     return True
 
 
-def _run_activity(path: Path) -> dict[str, Any]:
-    """The decoded run activity of a rank document ({} when it has none)."""
-    try:
-        found = run_activity(read_json(path))
-    except DocumentError:  # a damaged rank document: its rank is listed with an UNKNOWN status
-        return {}
-    return attributes(found[1]) if found else {}
+def reports_from_files(run_dir: Path, world_size: int, timeout_s: float) -> dict[int, dict[str, Any]]:
+    """The reports of the ranks whose documents appear in the shared run directory within ``timeout_s``."""
+    reports = {}
+    for rank, path in wait_for_ranks(run_dir, world_size, timeout_s).items():
+        try:
+            found = run_activity(read_json(path))
+        except DocumentError:  # a damaged rank document: its rank is listed with an UNKNOWN status
+            found = None
+        reports[rank] = rank_report(rank, path, attributes(found[1]) if found else {})
+    return reports
+
+
+def node_totals(reports: dict[int, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Energy totals per node (each node measured by its local rank 0) — the ranks' totals, summed by node."""
+    nodes: dict[str, list[dict[str, Any]]] = {}
+    for report in reports.values():
+        nodes.setdefault(str(report.get("node") or report.get("host") or "unknown"), []).append(report)
+    return {node: totals for node, members in sorted(nodes.items()) if (totals := summed_totals(members))}
 
 
 def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace: str, world_size: int,
-                     timeout_s: float) -> Path:
-    """Write ``collection.json``: the distributed run, its rank documents (sha256), missing ranks."""
-    present = wait_for_ranks(run_dir, world_size, timeout_s)
-    missing = [r for r in range(world_size) if r not in present]
+                     reports: dict[int, dict[str, Any]], coordinated_by: str = "file system") -> Path:
+    """Write ``collection.json``: the distributed run, its rank documents (sha256), missing ranks, and its
+    energy per node and in total."""
+    missing = [r for r in range(world_size) if r not in reports]
     doc = new_document(run_id, user_namespace)
-    ranks = {r: _run_activity(p) for r, p in present.items()}
-    starts = [a["prov:startTime"] for a in ranks.values() if "prov:startTime" in a]
-    ends = [a["prov:endTime"] for a in ranks.values() if "prov:endTime" in a]
-    statuses = {r: a.get("status", "UNKNOWN") for r, a in ranks.items()}
+    starts = [r["prov:startTime"] for r in reports.values() if isinstance(r.get("prov:startTime"), str)]
+    ends = [r["prov:endTime"] for r in reports.values() if isinstance(r.get("prov:endTime"), str)]
+    statuses = {rank: str(r.get("status", "UNKNOWN")) for rank, r in reports.items()}
     overall = "INCOMPLETE" if missing else ("FINISHED" if set(statuses.values()) == {"FINISHED"} else "FAILED")
-    job = doc.activity("run:distributed", datetime.fromisoformat(min(starts)) if starts else None,
-                       datetime.fromisoformat(max(ends)) if ends else None, {
-                           PROV_TYPE: prov_kind("yprov:DistributedRun"), PROV_LABEL: f"{experiment} run {run_id}",
-                           "yprov:run_id": run_id, "yprov:experiment": experiment, "yprov:world_size": world_size,
-                           "yprov:ranks_recorded": len(present), "yprov:missing_ranks": literal(missing),
-                           "yprov:rank_status": literal({str(r): s for r, s in sorted(statuses.items())}),
-                           "yprov:status": overall, "yprov:collected_at": timestamp(time.time()).isoformat(),
-                       })
+    names = sorted({str(r.get("node") or r.get("host") or "unknown") for r in reports.values()})
+    per_node = node_totals(reports)
+    job = doc.activity("run:distributed", _time(min(starts)) if starts else None, _time(max(ends)) if ends else None, {
+        PROV_TYPE: prov_kind("yprov:DistributedRun"), PROV_LABEL: f"{experiment} run {run_id}",
+        "yprov:run_id": run_id, "yprov:experiment": experiment, "yprov:world_size": world_size,
+        "yprov:ranks_recorded": len(reports), "yprov:missing_ranks": literal(missing),
+        "yprov:rank_status": literal({str(r): s for r, s in sorted(statuses.items())}),
+        "yprov:status": overall, "yprov:collected_at": timestamp(time.time()).isoformat(),
+        "yprov:coordinated_by": coordinated_by,
+        "yprov:nodes": literal(names), "yprov:energy_by_node": literal(per_node),
+        **{f"yprov:{name}": value for name, value in summed_totals(reports.values()).items()},
+    })
     collection = doc.entity("run:collection", {PROV_TYPE: prov_kind("prov:Collection"), PROV_LABEL: "rank documents",
                                                "yprov:world_size": world_size})
     doc.wasGeneratedBy(collection, job)
-    for rank, path in sorted(present.items()):
-        activity = ranks[rank]
+    for rank, report in sorted(reports.items()):
+        node = str(report.get("node") or report.get("host") or "unknown")
+        index = report.get("node_index")
         member = doc.entity(f"run:rank-{rank}/document", {
-            PROV_TYPE: prov_kind("yprov:RankDocument"), PROV_LABEL: f"rank {rank} PROV-JSON", PROV_LOCATION: path.name,
-            "yprov:rank": rank, "yprov:sha256": sha256_of(path), "yprov:size_bytes": path.stat().st_size,
-            "yprov:status": activity.get("status", "UNKNOWN"), "yprov:host": activity.get("host", ""),
+            PROV_TYPE: prov_kind("yprov:RankDocument"), PROV_LABEL: f"rank {rank} PROV-JSON",
+            PROV_LOCATION: str(report.get("document", prov_file(run_dir, rank).name)), "yprov:rank": rank,
+            "yprov:sha256": str(report.get("sha256", "")), "yprov:size_bytes": int(report.get("size_bytes", 0)),
+            "yprov:status": statuses[rank], "yprov:host": str(report.get("host", "")), "yprov:node": node,
+            # the launcher's node index, else the node's place among the run's nodes in name order
+            "yprov:node_index": index if isinstance(index, int) else names.index(node),
         })
         doc.hadMember(collection, member)
         # The rank activity itself lives in the rank document; here it is referenced by id only.
@@ -106,3 +139,10 @@ def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace
     out = run_dir / COLLECTION_FILE
     atomic_write_text(out, to_json(doc))
     return out
+
+
+def _time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None

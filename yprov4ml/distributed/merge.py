@@ -6,15 +6,19 @@ has to unify two ranks' records. The top level holds the distributed run
 activity, one entity per bundle, and a cross-rank summary per metric (per-rank
 last/min/max/count and the mean over ranks), derived from each rank's series.
 
-The merge works on the JSON itself — a dict per rank, no PROV object model —
-so 512 ranks merge in seconds. Every input is checked before anything is
-written, and the output is written atomically: a refused merge leaves no file.
+The merge works on the JSON itself — no PROV object model — and streams: each
+document is checked in a first pass (JSON, W3C schema, a yprov4ml run
+activity) and only its summary kept; the second pass copies each one, as it is
+on disk and checked unchanged, into its bundle. Thousands of ranks merge in
+bounded memory. Every input is checked before anything is written, and the
+output is written atomically: a refused merge leaves no file.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import statistics
 import sys
@@ -23,12 +27,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import DocumentError
-from ..prov.decode import RankDocument, load_rank_document
+from ..collectors.energy import summed_totals
+from ..prov.decode import RankDocument, checked_schema, rank_document
 from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json
 from ..prov.validate import count_records
-from ..storage.files import atomic_write_text, sha256_of
+from ..storage.files import MAX_DOCUMENT_BYTES, atomic_writer
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from ..storage.names import safe_part
+from .collection import node_totals
 from .ranks import missing_ranks
 
 
@@ -86,6 +92,38 @@ def _progress(items: list[Path], show: bool | None):
                 file=sys.stderr)
 
 
+@dataclass
+class _Checked:
+    """A rank document read and checked in the first pass: what the merge needs of it, its bytes let go."""
+
+    doc: RankDocument  # its ``data`` cut down to the prefixes
+    sha256: str
+    records: int
+
+
+def _read_checked(path: Path) -> _Checked:
+    """One rank document: size-checked, parsed, valid PROV-JSON with a yprov4ml run activity."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise MergeError(f"{path}: {size} bytes, more than the {MAX_DOCUMENT_BYTES} a rank document may have")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MergeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deeply
+        raise MergeError(f"{path}: not a JSON document ({type(exc).__name__}: {str(exc)[:200]})") from None
+    try:
+        doc = rank_document(path, checked_schema(path, data))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise MergeError(str(exc) if isinstance(exc, DocumentError) else
+                         f"{path}: a yprov4ml record in it is malformed ({type(exc).__name__}: {exc})") from None
+    records = count_records(data)
+    doc.data = {"prefix": data.get("prefix") or {}}
+    return _Checked(doc, hashlib.sha256(raw).hexdigest(), records)
+
+
 def _metric_summaries(docs: list[RankDocument]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
     series: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     for doc in docs:
@@ -116,16 +154,19 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     """Merge rank documents (files, globs or run directories) into ``output``.
 
     Refuses documents of different runs (unless ``force``) and two documents of
-    the same rank of the same run; on any refusal nothing is written.
+    the same rank of the same run; on any refusal nothing is written. Streams: the
+    documents are checked one at a time, then copied into the output one at a
+    time, so that thousands of ranks merge in bounded memory.
     """
     paths = expand_inputs(inputs)
     output = Path(output)
     if output.resolve() in paths:
         raise MergeError(f"{output}: the output would overwrite one of the inputs; choose another path")
-    try:
-        docs = [load_rank_document(p) for p in _progress(paths, progress)]
-    except DocumentError as exc:
-        raise MergeError(str(exc)) from None
+    checked = {}
+    for path in _progress(paths, progress):
+        found = _read_checked(path)
+        checked[path] = found
+    docs = [c.doc for c in checked.values()]
     run_ids = sorted({d.run_id for d in docs})
     if len(run_ids) > 1 and not force:
         raise MergeError(f"the documents belong to {len(run_ids)} different runs ({', '.join(run_ids[:5])}"
@@ -138,7 +179,6 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
                              "give each rank's document once")
         seen[key] = doc.path
     docs.sort(key=lambda d: (d.run_id, d.rank))
-
     multi = len(run_ids) > 1
     if len({safe_part(r) for r in run_ids}) < len(run_ids):  # ids from files: two must not name one bundle
         raise MergeError(f"two of the run ids {run_ids[:5]} make the same identifier; merge them one at a time")
@@ -151,37 +191,48 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         # One run: its namespace at the top level lets the summaries point into the rank bundles.
         prefixes["run"] = run_iris.pop()
         summaries = _metric_summaries(docs)
-    out: dict[str, Any] = {
-        "prefix": prefixes,
-        "activity": {}, "entity": {}, "wasGeneratedBy": {}, "wasDerivedFrom": {}, "hadMember": {}, "bundle": {},
-    }
+    top = _top_level(docs, run_ids, multi, summaries, {c.doc.path: c.sha256 for c in checked.values()})
+    bundles = [(_bundle_id(d, multi), d.path, checked[d.path].sha256) for d in docs]
+    _write_streamed(output, prefixes, bundles, top)
+    records = sum(c.records for c in checked.values()) + count_records(top)
+    return MergeResult(output, [d.rank for d in docs], run_ids, records, len(summaries))
+
+
+def _bundle_id(doc: RankDocument, multi: bool) -> str:
+    return f"merged:{safe_part(doc.run_id)}/rank-{doc.rank}" if multi else f"merged:rank-{doc.rank}"
+
+
+def _top_level(docs: list[RankDocument], run_ids: list[str], multi: bool,
+               summaries: dict[tuple[str, str], dict[int, dict[str, Any]]], digests: dict[Path, str]) -> dict:
+    """The records beside the bundles: one entity per bundle, the distributed run (energy per node and in
+    total), its collection of rank documents, and a cross-rank summary per metric."""
+    out: dict[str, Any] = {"activity": {}, "entity": {}, "wasGeneratedBy": {}, "wasDerivedFrom": {},
+                           "hadMember": {}}
     relation_ids = iter(range(1, 1 << 62))
 
     def relate(kind: str, record: dict[str, Any]) -> None:
         out[kind][f"_:merge{next(relation_ids)}"] = record
 
-    bundle_of: dict[tuple[str, int], str] = {}
     for doc in docs:
-        bundle_id = f"merged:{safe_part(doc.run_id)}/rank-{doc.rank}" if multi else f"merged:rank-{doc.rank}"
-        bundle_of[doc.run_id, doc.rank] = bundle_id
-        out["bundle"][bundle_id] = doc.data  # the rank's records, unchanged, with their own prefixes
-        out["entity"][bundle_id] = {
+        out["entity"][_bundle_id(doc, multi)] = {
             "prov:type": qname_json("prov:Bundle"), "prov:label": f"rank {doc.rank} of run {doc.run_id}",
             "yprov:rank": _typed(doc.rank), "yprov:run_id": doc.run_id, "yprov:status": doc.run.get("status", ""),
-            "prov:location": str(doc.path), "yprov:sha256": sha256_of(doc.path),
+            "yprov:node": str(doc.run.get("node") or doc.run.get("host") or ""),
+            "prov:location": str(doc.path), "yprov:sha256": digests[doc.path],
         }
-
     for run_id in run_ids:
         ranks = [d for d in docs if d.run_id == run_id]
         world = max(d.world_size for d in ranks)
-        present = {d.rank for d in ranks}
-        missing_count, first_missing = missing_ranks(world, present, most=1024)
+        missing_count, first_missing = missing_ranks(world, {d.rank for d in ranks}, most=1024)
         activity_id = f"merged:{safe_part(run_id)}/distributed" if multi else "merged:distributed"
+        per_node = node_totals({d.rank: d.run for d in ranks})
         element: dict[str, Any] = {
             "prov:type": qname_json("yprov:DistributedRun"), "prov:label": f"run {run_id} ({len(ranks)} of {world} ranks)",
             "yprov:run_id": run_id, "yprov:world_size": _typed(world), "yprov:ranks_merged": _typed(len(ranks)),
-            "yprov:missing_ranks": json.dumps(first_missing),
-            "yprov:missing_count": _typed(missing_count),
+            "yprov:missing_ranks": json.dumps(first_missing), "yprov:missing_count": _typed(missing_count),
+            "yprov:nodes": json.dumps(sorted({str(d.run.get("node") or d.run.get("host") or "") for d in ranks})),
+            "yprov:energy_by_node": json.dumps(per_node, sort_keys=True),
+            **{f"yprov:{name}": _typed(value) for name, value in summed_totals(d.run for d in ranks).items()},
         }
         starts = [d.run["prov:startTime"] for d in ranks if "prov:startTime" in d.run]
         ends = [d.run["prov:endTime"] for d in ranks if "prov:endTime" in d.run]
@@ -194,7 +245,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         out["entity"][collection] = {"prov:type": qname_json("prov:Collection"), "prov:label": f"rank documents of {run_id}"}
         relate("wasGeneratedBy", {"prov:entity": collection, "prov:activity": activity_id})
         for d in ranks:
-            relate("hadMember", {"prov:collection": collection, "prov:entity": bundle_of[run_id, d.rank]})
+            relate("hadMember", {"prov:collection": collection, "prov:entity": _bundle_id(d, multi)})
 
     for (key, context), per_rank in sorted(summaries.items()):
         lasts = _finite(s["last"] for s in per_rank.values())
@@ -212,10 +263,26 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
         out["entity"][identifier] = {k: v for k, v in out["entity"][identifier].items() if v is not None}
         for rank, s in sorted(per_rank.items()):
             relate("wasDerivedFrom", {"prov:generatedEntity": identifier, "prov:usedEntity": s["id"]})
+    return {k: v for k, v in out.items() if v}
 
-    out = {k: v for k, v in out.items() if v}
-    atomic_write_text(output, json.dumps(out, indent=1, ensure_ascii=False))
-    return MergeResult(output, [d.rank for d in docs], run_ids, count_records(out), len(summaries))
+
+def _write_streamed(output: Path, prefixes: dict[str, str], bundles: list[tuple[str, Path, str]],
+                    top: dict[str, Any]) -> None:
+    """Write the merged document, each rank document copied into its bundle as it is on disk (checked
+    unchanged since it was read), into a temporary file renamed over ``output`` once whole."""
+    with atomic_writer(output) as out:
+        out.write(b'{\n "prefix": ' + json.dumps(prefixes).encode() + b',\n "bundle": {')
+        for n, (bundle_id, path, digest) in enumerate(bundles):
+            raw = path.read_bytes()
+            if hashlib.sha256(raw).hexdigest() != digest:
+                raise MergeError(f"{path} changed while it was being merged; merge again once it is written")
+            out.write(b"," if n else b"")
+            out.write(b"\n  " + json.dumps(bundle_id).encode() + b": " + raw.strip())
+        out.write(b"\n }")
+        for kind, records in top.items():
+            out.write(b",\n " + json.dumps(kind).encode() + b": " +
+                      json.dumps(records, indent=1, ensure_ascii=False).encode())
+        out.write(b"\n}\n")
 
 
 def build_parser(prog: str = "prov-merge") -> argparse.ArgumentParser:

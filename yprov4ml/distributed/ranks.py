@@ -12,12 +12,18 @@ allocation's own variables):
 | PMIx (prterun, ...) | PMIX_RANK              | PMIX_SIZE/OMPI size    | PMIX_LOCAL_RANK              | PMIX_NAMESPACE               |
 | torchrun            | RANK                   | WORLD_SIZE             | LOCAL_RANK                   | TORCHELASTIC_RUN_ID (if set) |
 | Slurm srun          | SLURM_PROCID           | SLURM_NTASKS           | SLURM_LOCALID                | SLURM_JOB_ID.SLURM_STEP_ID   |
+
+The node is named by Slurm's ``SLURMD_NODENAME`` (several slurmd may share a host), else by the host
+name; its index by ``SLURM_NODEID`` (or torchrun's ``GROUP_RANK``) when the launcher says it, else it is
+given by the collection, which numbers the nodes it finds in name order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +41,18 @@ class RankInfo:
     local_rank: int = 0
     launcher: str = "none"
     job_id: str | None = None
+    node: str = ""
+    node_index: int | None = None
+
+
+def node_of(environ: Mapping[str, str]) -> tuple[str, int | None]:
+    """(node name, node index or None) of this process."""
+    name = environ.get("SLURMD_NODENAME") or socket.gethostname()
+    for variable in ("SLURM_NODEID", "GROUP_RANK"):
+        value = environ.get(variable, "")
+        if value.isdigit() and len(value) <= 7:
+            return name, int(value)
+    return name, None
 
 
 def _int(environ: Mapping[str, str], name: str, default: int = 0) -> int:
@@ -53,8 +71,12 @@ def _slurm_job(environ: Mapping[str, str]) -> str | None:
 
 
 def detect_rank(environ: Mapping[str, str] | None = None) -> RankInfo:
-    """Rank, world size and local rank from the launcher's environment variables."""
+    """Rank, world size, local rank and node from the launcher's environment variables."""
     env = os.environ if environ is None else environ
+    return dataclasses.replace(_launcher_rank(env), **dict(zip(("node", "node_index"), node_of(env))))
+
+
+def _launcher_rank(env: Mapping[str, str]) -> RankInfo:
     if "OMPI_COMM_WORLD_RANK" in env:
         job = env.get("PMIX_NAMESPACE") or env.get("OMPI_MCA_ess_base_jobid")
         return RankInfo(_int(env, "OMPI_COMM_WORLD_RANK"), _int(env, "OMPI_COMM_WORLD_SIZE", 1),
@@ -63,7 +85,9 @@ def detect_rank(environ: Mapping[str, str] | None = None) -> RankInfo:
     if "PMI_RANK" in env:
         launcher = "intelmpi" if any(k.startswith("I_MPI_") for k in env) else "mpich"
         # Hydra exports no job id; under srun --mpi=pmi2 Slurm's ids still apply.
-        return RankInfo(_int(env, "PMI_RANK"), _int(env, "PMI_SIZE", 1), _int(env, "MPI_LOCALRANKID"),
+        # Hydra says the local rank (MPI_LOCALRANKID); under srun --mpi=pmi2 Slurm does (SLURM_LOCALID)
+        local = _int(env, "MPI_LOCALRANKID", _int(env, "SLURM_LOCALID"))
+        return RankInfo(_int(env, "PMI_RANK"), _int(env, "PMI_SIZE", 1), local,
                         launcher, _slurm_job(env) if "SLURM_PROCID" in env else None)
     if "PMIX_RANK" in env:
         job = env.get("PMIX_NAMESPACE")
@@ -144,10 +168,11 @@ def resolve_ranks(rank: int | None = None, world_size: int | None = None,
     comm = mpi_comm()
     group = torch_group()
     if ranks.launcher == "none" and comm is not None and comm.Get_size() > 1:
-        ranks = RankInfo(comm.Get_rank(), comm.Get_size(), 0, "mpi4py", None)
+        ranks = dataclasses.replace(ranks, rank=comm.Get_rank(), world_size=comm.Get_size(), launcher="mpi4py")
     elif group is not None and (ranks.launcher == "none" or ranks.world_size != group[1]):
         # torch.distributed knows better than partial launcher variables (Lightning's DDP launcher)
-        ranks = RankInfo(group[0], group[1], int(os.environ.get("LOCAL_RANK", group[0])), "torch.distributed", None)
+        ranks = dataclasses.replace(ranks, rank=group[0], world_size=group[1], launcher="torch.distributed",
+                                    local_rank=int(os.environ.get("LOCAL_RANK", group[0])), job_id=None)
     if rank is None and world_size is None:
         return ranks
     rank = ranks.rank if rank is None else _index("rank", rank, 0)
@@ -163,7 +188,7 @@ def resolve_ranks(rank: int | None = None, world_size: int | None = None,
     if comm is not None and comm.Get_size() > 1 and (comm.Get_size(), comm.Get_rank()) != (world_size, rank):
         raise ValueError(f"start_run(rank={rank}, world_size={world_size}) contradicts MPI, where this process is "
                          f"rank {comm.Get_rank()} of {comm.Get_size()}; leave them out under mpiexec/srun")
-    return RankInfo(rank, world_size, ranks.local_rank, ranks.launcher, ranks.job_id)
+    return dataclasses.replace(ranks, rank=rank, world_size=world_size)
 
 
 def missing_ranks(world_size: int, present: Iterable[int], most: int = 64) -> tuple[int, list[int]]:

@@ -92,6 +92,10 @@ class Picture:
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: set[tuple[str, str, str]] = field(default_factory=set)
     clusters: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)  # path → (label, level)
+    # Indexes, so that a picture of thousands of ranks is not quadratic: the edges at each node, and the
+    # activities associated with each agent.
+    _touching: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
+    _associated: dict[str, set[str]] = field(default_factory=dict)
 
     def cluster(self, path: tuple[str, ...], label: str, level: str) -> tuple[str, ...]:
         self.clusters.setdefault(path, (label, level))
@@ -167,7 +171,8 @@ class Picture:
                 software = folded.get(delegate)
                 if person in self.nodes and software in self.nodes and software != person:
                     del self.nodes[software]
-                    self.edges = {e for e in self.edges if software not in e[:2]}
+                    self.edges -= self._touching.pop(software, set())
+                    self._associated.pop(software, None)
                     label = str(attributes(agent).get("prov:label") or delegate)
                     if f"via {label}" not in self.nodes[person].items:
                         self.nodes[person].items.append(f"via {label}")
@@ -180,10 +185,15 @@ class Picture:
             return
         if relation == "wasInformedBy" and self._encloses(target, source):
             return
-        if relation == "wasAssociatedWith" and any(
-                r == relation and t == target and self._encloses(s, source) for s, t, r in self.edges):
-            return
-        self.edges.add((source, target, relation))
+        if relation == "wasAssociatedWith":
+            associated = self._associated.setdefault(target, set())  # per agent: no walk over every edge
+            if any(self._encloses(s, source) for s in associated):
+                return
+            associated.add(source)
+        edge = (source, target, relation)
+        self.edges.add(edge)
+        self._touching.setdefault(source, set()).add(edge)
+        self._touching.setdefault(target, set()).add(edge)
 
     def _encloses(self, outer: str, inner: str) -> bool:
         """``outer`` sits in a cluster that contains ``inner``'s cluster, strictly deeper."""

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import NotARunError
-from ..storage.files import atomic_write_text, sha256_of
+from ..storage.files import atomic_write_text, resolve_inside, sha256_of, tree_size_and_sha256
 from ..storage.journal import read_journal
 from ..storage.layout import journal_file, metric_file, prov_file
 from ..storage.metric_file import read_metrics_file
+from ..storage.staging import move_into
 from ..storage.series import MetricSeries
 from ..record import DatasetInfo, FileEntity, ModelVersion, Param, RunInfo, RunRecord
 
@@ -53,6 +54,7 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     info = record.info
     ended = None
     declared: list[dict] = []
+    hashed: dict[str, dict] = {}  # digests the background worker finished before the end
     last_time = info.start_time
     for event in events[1:]:
         kind = event.get("event")
@@ -85,6 +87,8 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
             record.models.append(model)
         elif kind == "dataset":
             record.datasets.append(DatasetInfo(**_only(DatasetInfo, event)))
+        elif kind == "file_hashed" and isinstance(event.get("path"), str) and isinstance(event.get("sha256"), str):
+            hashed[event["path"]] = event
         elif kind == "rng_states" and isinstance(event.get("states"), dict):  # a killed run can be re-run too
             text = json.dumps(event["states"], sort_keys=True).encode()
             record.randomness = {"rng_states": f"{journal.name}#rng_states",
@@ -92,6 +96,7 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
         elif kind == "end":
             ended = event
         last_time = max(last_time, event.get("time") or last_time)
+    _fill_digests(run_dir, [*record.artifacts, *record.models], hashed)
     for item in [*record.artifacts, *record.models, *record.datasets]:
         if item.context:
             record.touch_context(item.context, item.time)
@@ -112,6 +117,25 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     record.resource_usage.update({"recovered": True, "last_step": max(steps) if steps else None})
     record.environment = {"capture_error": "not captured: the run did not reach end_run"}
     return record
+
+
+def _fill_digests(run_dir: Path, items: list[FileEntity], hashed: dict[str, dict]) -> None:
+    """Digests from the journal's ``file_hashed`` events; the files the run had not hashed yet are hashed now,
+    if they are whole (a copy cut short by the kill is said, not hashed)."""
+    for item in items:
+        if item.sha256:
+            continue
+        event = hashed.get(item.path)
+        if event is not None:
+            item.sha256 = event["sha256"]
+            item.size = event.get("size") if isinstance(event.get("size"), int) else item.size
+            continue
+        path = resolve_inside(run_dir, item.path) if not Path(item.path).is_absolute() else Path(item.path)
+        if path is None or not path.exists():
+            item.attributes["file_problem"] = "the run was killed before this file was complete"
+            continue
+        item.size, item.sha256 = tree_size_and_sha256(path)
+        item.attributes["hashed_by_recover"] = True
 
 
 def recovered_series(run_dir: Path, rank: int, declared: list[dict]) -> dict[tuple[str, str], MetricSeries]:
@@ -221,8 +245,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml recover") -> i
                                      "run (status KILLED, last step reached), from its journal and metric files.")
     parser.add_argument("run_dirs", nargs="+", help="run directories, or directories holding runs")
     parser.add_argument("--force", action="store_true", help="recover ranks whose process still looks alive")
+    parser.add_argument("--into", help="a staged run (start_run(stage_dir=...)): move its recovered files into "
+                                       "this shared run directory")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.into and len(args.run_dirs) != 1:
+        parser.error("--into takes one staged run directory")
     code, report = 0, []
     for run_dir in args.run_dirs:
         try:
@@ -231,6 +259,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml recover") -> i
             print(f"{prog}: {run_dir}: {exc}", file=sys.stderr)
             code = 2
             continue
+        if args.into:
+            if len(results) != 1:
+                print(f"{prog}: {run_dir}: --into needs one run directory, not a directory of runs", file=sys.stderr)
+                return 2
+            move_into(results[0].run_dir, Path(args.into))
+            results[0].recovered = {r: prov_file(Path(args.into), r) for r in results[0].recovered}
+            results[0].run_dir = Path(args.into)
         for result in results:
             report.append({"run_dir": str(result.run_dir), "recovered": sorted(result.recovered),
                            "skipped": {str(k): v for k, v in result.skipped.items()}})
