@@ -11,6 +11,9 @@ set -euo pipefail
 ACTION=${1:-start}
 STATE=${2:-/tmp/yprov4ml-slurm}
 CONF="$STATE/slurm.conf"
+# Tools that clear SLURM_* from a job's environment (Snakemake's Slurm job step) read the configuration
+# where a real cluster keeps it: while this cluster runs, that place points at ours (when nothing else is there).
+SYSTEM_CONF=/etc/slurm/slurm.conf
 
 stop() {
     # end the jobs first: stopping the daemons alone would leave their processes running
@@ -28,6 +31,7 @@ stop() {
     for pid in "$STATE"/slurmd.*.pid "$STATE/slurmctld.pid"; do
         if [ -f "$pid" ]; then kill -9 "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; fi
     done
+    if [ "$(readlink "$SYSTEM_CONF" 2>/dev/null)" = "$CONF" ]; then rm -f "$SYSTEM_CONF"; fi
 }
 
 if [ "$ACTION" = stop ]; then stop; exit 0; fi
@@ -80,6 +84,7 @@ NodeName=n2 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17002 CPUs=$CPUS RealMemo
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
 CONFEOF
 export SLURM_CONF="$CONF"
+if [ ! -e "$SYSTEM_CONF" ] || [ -L "$SYSTEM_CONF" ]; then mkdir -p "$(dirname "$SYSTEM_CONF")"; ln -sfn "$CONF" "$SYSTEM_CONF"; fi
 slurmctld -c -f "$CONF"
 slurmd -N n1 -f "$CONF"
 slurmd -N n2 -f "$CONF"

@@ -113,3 +113,25 @@ def pipeline(tmp_path_factory):
     graph_line = next(line for line in done.stdout.splitlines() if line.startswith("graph: "))
     assert graph_line.endswith(".svg" if shutil.which("dot") else ".dot")  # the picture itself, when there is one
     return out
+
+
+SLURM_SETUP = ROOT / "hpc" / "local_slurm.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A two-node Slurm cluster on this host (hpc/local_slurm.sh), shared by the tests that need one."""
+    if os.geteuid() != 0 or not (shutil.which("apt-get") or shutil.which("slurmctld")):
+        pytest.skip("a local Slurm cluster needs root and apt (Debian's slurm-wlm and munge)")
+    state = tmp_path_factory.mktemp("slurm-state")
+    started = subprocess.run([str(SLURM_SETUP), "start", str(state)], capture_output=True, text=True, timeout=600)
+    if started.returncode == 3:
+        pytest.skip(started.stderr.strip())
+    assert started.returncode == 0, started.stdout + started.stderr
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "PYTHON": sys.executable,
+           "PROJECT_DIR": str(ROOT), "SRUN_EXTRA": "--overcommit", "YPROV4ML_COLLECTION_TIMEOUT": "60",
+           # pip's MPICH 5.0.2 (ch4:ucx) sometimes fails MPI_Init under srun --mpi=pmi2 while setting up
+           # several virtual communication interfaces ("Message truncated" in MPIDI_UCX_comm_set_vcis); one is enough
+           "MPIR_CVAR_CH4_NUM_VCIS": "1"}
+    yield env
+    subprocess.run([str(SLURM_SETUP), "stop", str(state)], timeout=60)

@@ -4,10 +4,7 @@ sbatch across both nodes, job arrays, scancel, node-local staging."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,27 +13,6 @@ import yprov4ml
 from yprov4ml.prov.decode import prov_type
 
 from conftest import ROOT, assert_valid_prov
-
-SETUP = ROOT / "hpc" / "local_slurm.sh"
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    if os.geteuid() != 0 or not (shutil.which("apt-get") or shutil.which("slurmctld")):
-        pytest.skip("a local Slurm cluster needs root and apt (Debian's slurm-wlm and munge)")
-    state = tmp_path_factory.mktemp("slurm-state")
-    started = subprocess.run([str(SETUP), "start", str(state)], capture_output=True, text=True, timeout=600)
-    if started.returncode == 3:
-        pytest.skip(started.stderr.strip())
-    assert started.returncode == 0, started.stdout + started.stderr
-    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "PYTHON": sys.executable,
-           "PROJECT_DIR": str(ROOT), "SRUN_EXTRA": "--overcommit", "YPROV4ML_COLLECTION_TIMEOUT": "60",
-           # pip's MPICH 5.0.2 (ch4:ucx) sometimes fails MPI_Init under srun --mpi=pmi2 while setting up
-           # several virtual communication interfaces ("Message truncated" in MPIDI_UCX_comm_set_vcis); one is enough
-           "MPIR_CVAR_CH4_NUM_VCIS": "1"}
-    yield env
-    subprocess.run([str(SETUP), "stop", str(state)], timeout=60)
-
 
 def sbatch(env: dict, script: str, *options: str, wait: bool = True, **variables: str) -> str:
     # --time: a job that hangs is ended by Slurm, not left behind by the test suite

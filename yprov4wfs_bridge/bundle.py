@@ -53,7 +53,8 @@ def multi_level_document(workflow: dict[str, Any], documents: list[RankDocument]
 
 def write_bundle(path: Path, workflow: dict[str, Any], documents: list[RankDocument],
                  gaps: list[str] | None = None) -> Path:
-    atomic_write_text(path, json.dumps(multi_level_document(workflow, documents, gaps), indent=1))
+    # compact: the bundle of a large workflow is tens of MB, and json's C encoder works only without indent
+    atomic_write_text(path, json.dumps(multi_level_document(workflow, documents, gaps), ensure_ascii=False))
     return path
 
 

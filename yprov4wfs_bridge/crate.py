@@ -104,23 +104,31 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
 
     by_name = {a.name: entity for a, entity in zip(metadata.authors, authors)}
     agents = {a["id"]: by_name.get(a["name"]) or _agent(kit, a, metadata) for a in manifest["agents"]}
+    # The actions' agents are the people and organisations; a workflow manager is the engine that ran them.
+    people = {k: v for k, v in agents.items() if v.type in ("Person", "Organization")}
+    managers = [agents[a["id"]] for a in manifest["agents"] if a["kind"] == "SoftwareAgent"]
     language = kit.add("#yprov4wfs", {"@type": "ComputerLanguage", "name": "yProv4WFs workflow (Python)",
                                       "url": {"@id": "https://github.com/HPCI-Lab/yProv4WFs"},
                                       "version": __version__})
-    engine = kit.yprov4ml()
+    engine = managers[0] if managers else kit.yprov4ml()  # who orchestrated: the manager, else the bridge
 
-    data_files = {}
+    data_files, taken = {}, set()
     for item in manifest["data"]:
         source = Path(item["path"])
-        if source.is_file():
-            props = {"name": item["id"], "description": f"data item {item['id']}"}
+        outside = _outside_root(source, manifest.get("root"))
+        if source.is_file() and not outside:
+            props = {"name": item["id"], "description": f"data item {item['id']}" +
+                     (f" ({item['role']})" if item.get("role") not in (None, "data", "output") else "")}
             if item.get("sha256"):
                 props["sha256"] = item["sha256"]
-            data_files[item["id"]] = add_file(source, f"data/{source.name}", props)
+            dest = f"data/{source.name}" if source.name not in taken else f"data/{item['id']}/{source.name}"
+            taken.add(source.name)
+            data_files[item["id"]] = add_file(source, dest, props)
         else:
+            why = outside or "not copied"
             data_files[item["id"]] = kit.add(f"#data-{item['id']}", {"@type": "Dataset" if source.is_dir()
                                                                        else "CreativeWork", "name": item["id"],
-                                                                       "description": f"{item['path']} (not copied)"})
+                                                                       "description": f"{item['path']} ({why})"})
 
     tools, steps = {}, {}
     for position, task in enumerate(manifest["tasks"]):
@@ -153,7 +161,7 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
                  "instrument": ref(tools[task["id"]]),
                  "object": refs([data_files[d] for d in task["inputs"]]),
                  "result": refs([data_files[d] for d in task["outputs"]]),
-                 "agent": refs([agents[a] for a in task["agents"] if a in agents])}
+                 "agent": refs([people[a] for a in task["agents"] if a in people])}
         props.update(_record(task))
         usage = _usage(task, task_docs)
         for value in usage:
@@ -188,12 +196,12 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
                  "description": f"workflow {manifest['id']}: {manifest['status']}",
                  "object": refs([data_files[d] for d in data_files if d not in produced and d in consumed]),
                  "result": refs([data_files[d] for d in data_files if d in produced]),
-                 "agent": refs(list(agents.values()))}
+                 "agent": refs(list(people.values()))}
     run_props.update(_record(manifest))
     if gaps:
         run_props["description"] = "Recorded gaps: " + "; ".join(gaps)
     workflow_run = kit.add("#workflow-run", run_props)
-    kit.add("#organize", {"@type": "OrganizeAction", "name": "yprov4wfs_bridge orchestration",
+    kit.add("#organize", {"@type": "OrganizeAction", "name": "orchestration of the workflow",
                           "instrument": ref(engine), "object": refs(controls), "result": ref(workflow_run),
                           **action_record(manifest.get("start_time"), manifest.get("end_time"),
                                           manifest["status"], None)})
@@ -210,10 +218,24 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
     return CrateResult(target, kit.copied, kit.referenced)
 
 
+def _outside_root(path: Path, root: str | None) -> str | None:
+    """Why a data file read from the manifest is not copied into the crate: it lies outside the
+    directory the workflow ran in (a manager-recorded workflow), or None."""
+    if not root:
+        return None
+    try:
+        path.resolve().relative_to(Path(root).resolve())
+    except (ValueError, OSError):
+        return f"outside the workflow's directory {root}: described, not copied"
+    return None
+
+
 def _agent(kit: CrateKit, agent: dict[str, Any], metadata: PublicationMetadata) -> Any:
     """A workflow agent not among the metadata's authors: a Person, an Organization or software."""
-    if agent["kind"] == "SoftwareAgent":
-        return kit.software(f"#agent-{agent['id']}", agent["name"], __version__, metadata.url)
+    if agent["kind"] == "SoftwareAgent":  # a workflow manager: its own IRI, version and url
+        url = agent.get("url")
+        return kit.software(url or f"#agent-{agent['id']}", agent["name"], str(agent.get("version") or ""),
+                            url or metadata.url)
     return kit.add(f"#agent-{agent['id']}", {"@type": "Organization" if agent["kind"] == "Organization"
                                              else "Person", "name": agent["name"]})
 

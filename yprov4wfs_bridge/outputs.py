@@ -9,15 +9,17 @@ from typing import Any
 
 from yprov4ml.errors import DocumentError
 from yprov4ml.publish.metadata import PublicationMetadata, load_metadata
-from yprov4ml.storage.files import read_json
+from yprov4ml.storage.files import atomic_write_text, read_json
 
 from .bundle import write_bundle
 from .crate import CrateOptions, build_crate
 from .errors import WorkflowError
 from .graph import MultiLevelGraph, build_graph, multi_level_picture
+from .journal import read_events, replay
 from .provwf import workflow_document
 from .runs import Attachments, collect
-from .workflow import MANIFEST, VALID_ID, WORKFLOW_PROV
+from .ids import VALID_ID
+from .layout import EVENTS, MANIFEST, WORKFLOW_PROV
 
 BUNDLE = "bundle.prov.json"
 GRAPH = "graph.dot"
@@ -33,6 +35,20 @@ class BuildResult:
     crate: Path | None
     attachments: Attachments
     gaps: list[str] = field(default_factory=list)
+
+
+def load_record(workflow_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """The workflow's manifest, and what could not be read of it. A workflow recorded from a manager's
+    events is replayed from its journal (and its manifest rewritten), so a killed manager loses nothing."""
+    journal = workflow_dir / EVENTS
+    if not journal.is_file():
+        return load_manifest(workflow_dir), []
+    events, problems = read_events(journal)
+    state = replay(events)
+    if state.manifest is None:
+        raise WorkflowError(f"{journal} holds no workflow_started event: not a journal of a workflow execution")
+    atomic_write_text(workflow_dir / MANIFEST, json.dumps(state.manifest, indent=1))
+    return state.manifest, problems + state.problems
 
 
 def load_manifest(workflow_dir: Path) -> dict:
@@ -82,15 +98,15 @@ def build(workflow_dir: str | Path, crate: bool = True, svg: bool = True,
     silently left out.
     """
     workflow_dir = Path(workflow_dir).absolute()
-    manifest = load_manifest(workflow_dir)
-    gaps = [f"task {t['id']} never ended (status {t['status']})" for t in manifest["tasks"]
-            if t.get("start_time") and not t.get("end_time")]
+    manifest, gaps = load_record(workflow_dir)
+    gaps += [f"task {t['id']} never ended (status {t['status']})" for t in manifest["tasks"]
+             if t.get("start_time") and not t.get("end_time")]
     if manifest.get("start_time") and not manifest.get("end_time"):
         gaps.append("the workflow never ended")
     attachments = collect(workflow_dir, manifest)
     gaps += attachments.gaps
     workflow = workflow_document(manifest)
-    (workflow_dir / WORKFLOW_PROV).write_text(json.dumps(workflow, indent=2))
+    atomic_write_text(workflow_dir / WORKFLOW_PROV, json.dumps(workflow, ensure_ascii=False))
     bundle = write_bundle(workflow_dir / BUNDLE, workflow, attachments.documents, gaps)
     graph = MultiLevelGraph(build_graph(workflow, attachments.documents))
     picture = multi_level_picture(workflow, attachments.documents, expand_metrics).write(workflow_dir / GRAPH, svg)

@@ -70,6 +70,7 @@ def _registry_event(line: str) -> dict[str, Any] | None:
 def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
     """Every rank document of every task: registered by the runs themselves, or attached by hand."""
     found = Attachments()
+    claims = {(c.get("run_id"), c.get("rank")): c for c in manifest.get("claims", []) if isinstance(c, dict)}
     seen: set[tuple[str, int]] = set()
     started: dict[tuple[str, int], dict[str, Any]] = {}
     registry = workflow_dir / REGISTRY
@@ -83,6 +84,15 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
             if event.get("execution_id", "") != manifest.get("execution_id", ""):
                 continue  # a run of an earlier execution written into the same directory
             key = (event["run_id"], event["rank"])
+            if not event["task_id"]:  # registered under the workflow only: the job it ran in was told apart
+                claim = claims.get(key)
+                if claim is None or not claim.get("task"):
+                    if event["event"] == "start":
+                        why = claim.get("why") if claim else "no job was matched to it"
+                        found.gaps.append(f"run {key[0]} rank {key[1]} ran under the workflow, but in which task "
+                                          f"is not known: {why}")
+                    continue
+                event = {**event, "task_id": claim["task"]}
             if event["event"] == "start":
                 started[key] = event
             elif event["event"] == "end":

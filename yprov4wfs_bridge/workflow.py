@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import traceback
 import uuid
@@ -27,12 +26,11 @@ from yprov4ml.parent import EXECUTION_ID, REGISTRY, TASK_ID, WORKFLOW_DIR, WORKF
 from yprov4ml.storage.files import atomic_write_text, sha256_of
 
 from .errors import WorkflowError
+from .ids import VALID_ID
+from .layout import MANIFEST, WORKFLOW_PROV
 from .provwf import workflow_document
 from .runs import check_attachable
 
-MANIFEST = "workflow.json"
-WORKFLOW_PROV = "workflow.prov.json"
-VALID_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")  # task, data and workflow ids: safe as names and paths
 
 
 def _check_id(kind: str, identifier: str) -> str:

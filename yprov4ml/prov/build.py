@@ -42,7 +42,7 @@ def build_document(record: RunRecord) -> ProvDocument:
         **(record.resource_usage or {}), **info.external_ids,
     })
     if info.parent_task:
-        run_attrs.update(_attrs({f"parent_{k}": v for k, v in info.parent_task.items()}))
+        run_attrs.update(_attrs({f"parent_{k}": v for k, v in info.parent_task.items() if v}))
     run_attrs[PROV_TYPE] = prov_kind("yprov:RunExecution")
     run_attrs[PROV_LABEL] = f"{info.experiment} run {info.run_id} rank {rank}"
     run = doc.activity(run_activity_id(rank), timestamp(info.start_time),

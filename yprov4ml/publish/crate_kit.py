@@ -39,7 +39,8 @@ FORMATS = {".ymetric": "application/x-yprov4ml-metric", ".jsonl": "application/j
 # schema.org action statuses, as the run-crate profiles want them (plain strings). A run still RUNNING when the
 # crate is built has no status the profiles accept, so none is given; a gap says why.
 STATUS = {"FINISHED": "http://schema.org/CompletedActionStatus", "FAILED": "http://schema.org/FailedActionStatus",
-          "KILLED": "http://schema.org/FailedActionStatus"}
+          "KILLED": "http://schema.org/FailedActionStatus", "INTERRUPTED": "http://schema.org/FailedActionStatus",
+          "NOT_RUN": "http://schema.org/PotentialActionStatus"}
 NO_LICENSE = ("No license was given for this crate: ask its authors before reuse. (Set `license` in "
               "[tool.yprov4ml] or yprov4ml.toml, or $YPROV4ML_LICENSE.)")
 
@@ -113,9 +114,8 @@ class CrateKit:
         """A contextual entity (returned; its ``id`` is what others refer to)."""
         from rocrate.model.contextentity import ContextEntity
 
-        existing = self.crate.get(entity_id)
-        if existing is not None:
-            return existing
+        if entity_id in self.crate:  # (a membership test: crate.get scans every entity for sub-crates first)
+            return self.crate.get(entity_id)
         return self.crate.add(ContextEntity(self.crate, entity_id, properties=properties))
 
     def add_file(self, source: Path, dest: str, properties: dict[str, Any],
@@ -124,9 +124,8 @@ class CrateKit:
         parts = PurePosixPath(dest).parts
         if PurePosixPath(dest).is_absolute() or ".." in parts or not parts:
             raise ValueError(f"crate path {dest!r} would leave the crate")  # a bug, never user input
-        existing = self.crate.get(dest)
-        if existing is not None:
-            return existing
+        if dest in self.crate:
+            return self.crate.get(dest)
         size = source.stat().st_size
         props = {"contentSize": str(size), "encodingFormat": encoding_format(source.name), **properties}
         if reference_over_bytes is not None and size > reference_over_bytes:
