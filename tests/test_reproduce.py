@@ -243,3 +243,23 @@ def test_a_two_rank_mpi_run_reproduces_rank_by_rank(tmp_path):
     again = reproduce(str(run_dir), "--run", "--verify", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("REPRODUCED") == 2 and "mpiexec" in again.stdout
+
+
+def test_a_run_started_without_a_script_file_keeps_the_uncommitted_patch(tmp_path):
+    """`python -c` (or a notebook) in a git tree with changes: no file of its own to copy, the patch all the same."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "model.py").write_text("WIDTH = 4\n")
+    subprocess.run([*git, "add", "model.py"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], cwd=tmp_path, check=True)
+    (tmp_path / "model.py").write_text("WIDTH = 8\n")  # uncommitted
+    code = ("import yprov4ml\n"
+            "with yprov4ml.start_run('www.example.org', 'inline', 'prov') as run:\n"
+            "    yprov4ml.log_metric('loss', 1.0, step=0)\n"
+            "print(run.run_dir)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    source = load_run(run_dir).source
+    assert "snapshot_error" not in source, source
+    assert "WIDTH = 8" in (run_dir / source["uncommitted_patch"]).read_text()

@@ -122,6 +122,9 @@ def test_snakemake_dependencies_and_nested_runs_are_in_the_bundle(snakemake_pipe
     assert [rank for _, rank in train_runs] == [0, 1] and len({run for run, _ in train_runs}) == 1  # mpiexec
     assert len(nested[tasks["evaluate"]["id"]]) == 1 and set(nested) == {tasks["train"]["id"],
                                                                         tasks["evaluate"]["id"]}
+    snapshot = next((workdir / "prov" / "evaluate").glob("*/source/rank0/files"))
+    copied = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()}
+    assert copied == {"examples/pipeline_steps.py"}  # the step's own code; the recorder is in the environment
     claims = manifest(workdir / "provenance")["claims"]
     assert {c["how"] for c in claims} == {"command line"} and len(claims) == 3
     assert json.loads(doc["activity"]["wf:workflow"].get("yprov:gaps", "[]")) == []

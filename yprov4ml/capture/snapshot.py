@@ -56,8 +56,11 @@ def installed_roots() -> list[Path]:
     their version is in the environment entity)."""
     roots = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     roots |= {Path(p).resolve() for key in ("purelib", "platlib", "stdlib") if (p := sysconfig.get_path(key))}
-    package = Path(__file__).resolve().parents[1]
-    roots |= {package, package.parent / "yprov4wfs_bridge"}
+    here = Path(__file__).absolute()  # unresolved too: a strict editable install links our files into a tree
+    for package in (here.parents[1], here.resolve().parents[1]):
+        roots |= {package, package.parent / "yprov4wfs_bridge"}
+    if here.parents[2].name.startswith("__editable__"):
+        roots.add(here.parents[2])  # that whole tree: prov4ml and the Snakemake plug-in are ours too
     return sorted(roots)
 
 
@@ -127,6 +130,7 @@ def take_snapshot(run_dir: Path, rank: int, script: Path | None, exclude: list[P
             patch, hidden = _redacted(patch, keep)
             if hidden:
                 redacted.append("uncommitted.patch")
+            target.mkdir(parents=True, exist_ok=True)  # (no file of the run's own may have been copied)
             atomic_write_bytes(target / "uncommitted.patch", patch)
             facts["uncommitted_patch"] = f"{place}/uncommitted.patch"
             facts["uncommitted_patch_sha256"] = hashlib.sha256(patch).hexdigest()
