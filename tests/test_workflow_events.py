@@ -123,11 +123,16 @@ def test_a_damaged_or_hostile_journal_loses_only_the_bad_lines(tmp_path):
         fh.write(json.dumps({"event": "data_used", "time": 1.0, "task": "ok", "id": "x", "path": "rel/path"}) + "\n")
         fh.write(json.dumps({"event": "task_noted", "time": 1.0, "task": "ok", "attributes": ["not", "a", "map"]})
                  + "\n")
+        fh.write('{"event": "task_noted", "time": NaN, "task": "ok"}\n')
+        fh.write(json.dumps({"event": "add_data", "time": 1.0, "task": "ok"}) + "\n")  # a helper, not an event
+        fh.write(json.dumps({"event": "task_started", "time": 1.0, "task": "ok", "host": ["n1"]}) + "\n")
+        fh.write(json.dumps({"event": "task_submitted", "time": 1.0, "task": "z", "depends_on": [{}]}) + "\n")
+        fh.write(json.dumps({"event": "workflow_ended", "time": 1.0}) + "\n")
         fh.write('{"event": "task_finished", "time": 1.0, "task": "' + "a" * (2 << 20) + '"}\n')  # 2 MB line
         fh.write('{"event": "task_fini')  # torn by a kill mid-write: silently ignored
     result = build(tmp_path / "provenance", svg=False)
     skipped = [g for g in result.gaps if "skipped" in g]
-    assert len(skipped) == 5, result.gaps
+    assert len(skipped) == 10, result.gaps
     assert any("unsafe" in g for g in skipped) and any("not absolute" in g for g in skipped)
     record = json.loads((tmp_path / "provenance" / "workflow.json").read_text())
     assert [t["id"] for t in record["tasks"]] == ["ok"] and record["tasks"][0]["status"] == "FINISHED"

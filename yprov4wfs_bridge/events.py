@@ -127,13 +127,14 @@ class WorkflowRecorder:
     def task_started(self, task_id: str, host: str | None = None, executor_job_id: str | None = None,
                      when: float | None = None) -> None:
         """An attempt of the task began (a retry is a new attempt of the same task)."""
-        self._emit("task_started", when, task=self._check(task_id), host=host, executor_job_id=executor_job_id)
+        self._emit("task_started", when, task=self._check(task_id), host=_text(host),
+                   executor_job_id=_text(executor_job_id))
 
     def task_noted(self, task_id: str, attributes: dict[str, Any] | None = None,
                    executor_job_id: str | None = None, when: float | None = None) -> None:
         """More facts about a task learnt on the way (a batch job id, a log file's place)."""
         self._emit("task_noted", when, task=self._check(task_id), attributes=_plain(attributes),
-                   executor_job_id=executor_job_id)
+                   executor_job_id=_text(executor_job_id))
 
     def task_finished(self, task_id: str, when: float | None = None) -> None:
         self._emit("task_finished", when, task=self._check(task_id))
@@ -235,6 +236,10 @@ class WorkflowRecorder:
             self._save()
             return None
         return build_outputs(self.directory, **build_options)  # replays the journal: writes the manifest
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _plain(values: dict[str, Any] | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .layout import EVENTS
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is damage, not an event: it is skipped unread
 MAX_JOURNAL_BYTES = 1 << 30
+MAX_TIME = 1e11  # seconds since 1970: the year 5138
 FINAL_TASK_STATES = ("FINISHED", "FAILED", "INTERRUPTED", "NOT_RUN")
 
 
@@ -61,7 +62,7 @@ class Replay:
             return
         if event.get("execution_id", self.manifest["execution_id"]) != self.manifest["execution_id"]:
             return  # a late line of an earlier execution written into the same directory
-        handler = getattr(self, f"_{kind}", None)
+        handler = getattr(self, f"_{kind}") if kind in EVENT_KINDS else None
         if handler is None:
             self.problems.append(f"unknown event {str(kind)[:40]!r}: skipped")
             return
@@ -180,8 +181,30 @@ class Replay:
 
 
 _REQUIRED = {"event": str, "time": (int, float)}
+EVENT_KINDS = frozenset({"workflow_started", "workflow_noted", "workflow_ended", "task_submitted", "task_started",
+                         "task_noted", "task_finished", "task_failed", "task_not_run", "data_used", "data_generated",
+                         "data_hashed", "run_claimed", "run_unclaimed"})
+_OPTIONAL = {"host": str, "executor_job_id": str, "error": str, "name": str, "command": str, "role": str,
+             "status": str, "sha256": str, "problem": str, "how": str, "why": str, "size": int, "will_retry": bool,
+             "attributes": dict, "depends_on": list, "markers": list, "workflow": dict}
 _TASK_EVENTS = {"task_submitted", "task_started", "task_finished", "task_failed", "task_not_run", "task_noted",
                 "data_used", "data_generated"}
+
+
+def _workflow_problem(workflow: Any) -> str | None:
+    if not isinstance(workflow, dict) or not (isinstance(workflow.get("id"), str) and VALID_ID.match(workflow["id"])):
+        return "its workflow id is missing or unsafe"
+    for key in ("name", "description", "execution_id", "root"):
+        if workflow.get(key) is not None and not isinstance(workflow[key], str):
+            return f"the workflow's {key} is not text"
+    if not isinstance(workflow.get("attributes", {}), dict):
+        return "the workflow's attributes are not an object"
+    agents = workflow.get("agents", [])
+    if not isinstance(agents, list) or not all(
+            isinstance(a, dict) and isinstance(a.get("id"), str) and VALID_ID.match(a["id"]) and
+            isinstance(a.get("name"), str) and isinstance(a.get("kind"), str) for a in agents):
+        return "the workflow's agents are malformed"
+    return None
 
 
 def event_problem(event: Any) -> str | None:
@@ -191,8 +214,17 @@ def event_problem(event: Any) -> str | None:
     for key, kind in _REQUIRED.items():
         if not isinstance(event.get(key), kind) or isinstance(event.get(key), bool):
             return f"{key!r} is missing or of the wrong type"
-    for key, kind in (("attributes", dict), ("depends_on", list), ("markers", list), ("workflow", dict)):
-        if key in event and not isinstance(event[key], kind):
+    if event["event"] not in EVENT_KINDS:
+        return f"unknown event {event['event'][:40]!r}"
+    if not 0 < event["time"] < MAX_TIME:  # NaN and infinities fail this too
+        return "its time is not a plausible Unix time"
+    if event["event"] == "workflow_ended" and event.get("status") not in ("FINISHED", "FAILED", "INTERRUPTED"):
+        return "its status is not FINISHED, FAILED or INTERRUPTED"
+    if not all(isinstance(d, str) for d in event.get("depends_on") or []):
+        return "'depends_on' is not a list of task ids"
+    for key, kind in _OPTIONAL.items():  # what a record keeps is of the type it is written with
+        if event.get(key) is not None and (not isinstance(event[key], kind) or
+                                           (kind is int and isinstance(event[key], bool))):
             return f"{key!r} is not a {kind.__name__}"
     if event["event"] in _TASK_EVENTS and not (isinstance(event.get("task"), str) and VALID_ID.match(event["task"])):
         return "its task id is missing or unsafe"
@@ -203,10 +235,7 @@ def event_problem(event: Any) -> str | None:
                                                      os.path.isabs(event["path"])):
             return "its path is missing or not absolute"
     if event["event"] == "workflow_started":
-        workflow = event.get("workflow")
-        if not isinstance(workflow, dict) or not (isinstance(workflow.get("id"), str) and
-                                                  VALID_ID.match(workflow["id"])):
-            return "its workflow id is missing or unsafe"
+        return _workflow_problem(event.get("workflow"))
     if event["event"] in ("run_claimed", "run_unclaimed"):
         if not (isinstance(event.get("run_id"), str) and isinstance(event.get("rank"), int)):
             return "its run or rank is malformed"
