@@ -21,7 +21,6 @@ from .layout import EVENTS
 MAX_LINE_BYTES = 1 << 20  # a longer line is damage, not an event: it is skipped unread
 MAX_JOURNAL_BYTES = 1 << 30
 MAX_TIME = 1e11  # seconds since 1970: the year 5138
-FINAL_TASK_STATES = ("FINISHED", "FAILED", "INTERRUPTED", "NOT_RUN")
 
 
 def empty_manifest(workflow: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,6 @@ class Attachments:
     documents: list[RankDocument] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)  # what is missing, said plainly; never silently dropped
 
-    def of_task(self, task_id: str) -> list[RankDocument]:
-        return [d for d in self.documents if d.task_id == task_id]
-
 
 def outside_locations(doc: RankDocument) -> list[str]:
     """The files of a document refused because they lie outside its run directory."""

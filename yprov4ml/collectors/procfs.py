@@ -30,7 +30,6 @@ class ProcSampler:
         self._meminfo = os.open("/proc/meminfo", os.O_RDONLY | os.O_CLOEXEC)
         self._statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         self._page = os.sysconf("SC_PAGE_SIZE")
-        self._tick = os.sysconf("SC_CLK_TCK")
         self._last = (time.monotonic(), self._process_seconds(), *self._system_times())
 
     def close(self) -> None:

@@ -21,7 +21,6 @@ given by the collection, which numbers the nodes it finds in name order.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import socket
 import sys
@@ -205,14 +204,3 @@ def missing_ranks(world_size: int, present: Iterable[int], most: int = 64) -> tu
             first.append(rank)
         rank += 1
     return world_size - len(have), first
-
-
-def rank_zero_only(method):
-    """Run ``method`` on rank 0 only (other ranks get None): the one place where rank decides."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        if self.rank != 0:
-            return None
-        return method(self, *args, **kwargs)
-
-    return wrapper

@@ -73,8 +73,3 @@ class UniqueNames:
         self._by_key[key] = candidate
         self._taken.add(candidate)
         return candidate
-
-    def reserve(self, key: str, name: str) -> None:
-        """Record a name minted earlier (recovery reads them back from the journal)."""
-        self._by_key[key] = name
-        self._taken.add(name)

@@ -21,14 +21,6 @@ class MetricFileWriter:
         self._header = header_line(rank)
         self._good_size = 0  # the file's length up to its last whole record
 
-    @classmethod
-    def resume(cls, path: Path, rank: int) -> "MetricFileWriter":
-        """A writer that appends to an existing file (its header is there already)."""
-        writer = cls(path, rank)
-        if path.is_file():
-            writer._header, writer._good_size = b"", path.stat().st_size
-        return writer
-
     def write(self, batch: list[tuple[MetricSeries, list[tuple]]]) -> None:
         """Append every series' rows (declaring new series first) in one write, then fold them into the
         summaries. On a failed write (a full disk) the file is cut back to its last whole record, so that
