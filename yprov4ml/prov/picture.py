@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..storage.files import atomic_write_text
 from .decode import attributes, decode, prov_type
@@ -237,11 +237,18 @@ class Picture:
 
     def write(self, dot_path: Path, svg: bool = True, title: str = "") -> Path:
         """Write the DOT file (and the SVG, with Graphviz); returns the SVG path when one was made, else the DOT."""
-        from .render import write_svg
+        return self.start_writing(dot_path, svg, title)()
+
+    def start_writing(self, dot_path: Path, svg: bool = True, title: str = "") -> Callable[[], Path]:
+        """Write the DOT file now and start Graphviz on it in its own process; the returned function waits
+        for the SVG and gives what ``write`` gives. Lets a caller do other work while Graphviz lays out."""
+        from .render import PendingSvg
 
         atomic_write_text(dot_path, self.to_dot(title))
-        made = write_svg(dot_path, dot_path.with_suffix(".svg")) if svg else None
-        return made or dot_path
+        if not svg:
+            return lambda: dot_path
+        pending = PendingSvg(dot_path, dot_path.with_suffix(".svg"))
+        return lambda: pending.wait() or dot_path
 
 
 def _quote(text: str) -> str:

@@ -8,22 +8,34 @@ import warnings
 from pathlib import Path
 
 
+class PendingSvg:
+    """Graphviz rendering a DOT file in its own process: the caller does other work, then ``wait()``s."""
 
-def write_svg(dot_path: Path, svg_path: Path) -> Path | None:
-    """Render a DOT file to SVG with Graphviz; without ``dot``, warn and return None."""
-    dot = shutil.which("dot")
-    if dot is None:
-        warnings.warn(
-            f"no SVG written: Graphviz's 'dot' program is not installed (apt-get install graphviz, "
-            f"brew install graphviz or conda install graphviz); the DOT file is at {dot_path}",
-            RuntimeWarning, stacklevel=3,
-        )
-        return None
-    tmp = svg_path.with_name(f".{svg_path.name}.tmp")
-    done = subprocess.run([dot, "-Tsvg", str(dot_path), "-o", str(tmp)], capture_output=True, text=True)
-    if done.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        warnings.warn(f"no SVG written: dot failed on {dot_path}: {done.stderr.strip()}", RuntimeWarning, stacklevel=3)
-        return None
-    tmp.replace(svg_path)
-    return svg_path
+    def __init__(self, dot_path: Path, svg_path: Path):
+        self.dot_path, self.svg_path = dot_path, svg_path
+        self._tmp = svg_path.with_name(f".{svg_path.name}.tmp")
+        self._process: subprocess.Popen[str] | None = None
+        dot = shutil.which("dot")
+        if dot is None:
+            warnings.warn(
+                f"no SVG written: Graphviz's 'dot' program is not installed (apt-get install graphviz, "
+                f"brew install graphviz or conda install graphviz); the DOT file is at {dot_path}",
+                RuntimeWarning, stacklevel=4,
+            )
+            return
+        self._process = subprocess.Popen([dot, "-Tsvg", str(dot_path), "-o", str(self._tmp)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def wait(self) -> Path | None:
+        """The SVG's path once Graphviz is done, or None (with a warning saying why) when none was made."""
+        if self._process is None:
+            return None
+        _, stderr = self._process.communicate()
+        failed, self._process = self._process.returncode != 0, None
+        if failed:
+            self._tmp.unlink(missing_ok=True)
+            warnings.warn(f"no SVG written: dot failed on {self.dot_path}: {stderr.strip()}", RuntimeWarning,
+                          stacklevel=2)
+            return None
+        self._tmp.replace(self.svg_path)
+        return self.svg_path
