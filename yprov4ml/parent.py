@@ -25,6 +25,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .storage.files import append_line
+
 TASK_ID = "YPROV4WFS_TASK_ID"
 WORKFLOW_ID = "YPROV4WFS_WORKFLOW_ID"
 WORKFLOW_DIR = "YPROV4WFS_WORKFLOW_DIR"
@@ -93,13 +95,8 @@ def register(parent: dict[str, str], event: str, run_id: str, rank: int, run_dir
                              "run_dir": str(run_dir), "prov_path": str(prov_path), "time": time.time()}
     if not parent["task_id"] and event == "start":
         entry["clues"] = process_clues()
-    line = json.dumps(entry) + "\n"
     try:
-        fd = os.open(Path(directory) / REGISTRY, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+        append_line(Path(directory) / REGISTRY, json.dumps(entry))
     except OSError as exc:  # a stale or unreachable workflow directory must not stop the training
         warnings.warn(f"yprov4ml: run {run_id} could not register with the workflow in {directory} ({exc}); "
                       "the bridge will not find it by itself: attach its directory to its task "

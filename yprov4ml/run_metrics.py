@@ -72,9 +72,7 @@ class MetricDirectives:
         series = self._open_series(key, context, kind=kind, shape=shape)
         if isinstance(timestamp, str):  # upstream's fifth argument: the source
             self.note_metric_source(key, context, timestamp)
-        point_step = series.next_step if step is None else step
-        series.next_step = point_step + 1
-        series.pending.append((point_step, when, elements))
+        self._queue_point(series, step, when, elements)
         self._since_flush += 1
         if self._since_flush >= self._flush_every:
             self._since_flush = 0
@@ -90,9 +88,14 @@ class MetricDirectives:
             raise InvalidMetricError(f"sample indices of {label!r} must be integers (dataset indices)")
         step = None if step is None else as_step(step, label)
         series = self._open_series(label, context, kind="indices")
+        self._queue_point(series, step, _now(), elements)
+
+    @staticmethod
+    def _queue_point(series: MetricSeries, step: int | None, when: float, value: Any) -> None:
+        """A point of a slow-path series (vectors, sample indices): at ``step``, else the next one."""
         point_step = series.next_step if step is None else step
         series.next_step = point_step + 1
-        series.pending.append((point_step, _now(), elements))
+        series.pending.append((point_step, when, value))
 
     def _point_time(self, series: MetricSeries, timestamp: Any) -> float:
         """A given timestamp; a string in its place is upstream's fifth argument, the point's ``source``."""

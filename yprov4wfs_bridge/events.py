@@ -100,8 +100,7 @@ class WorkflowRecorder:
         with self._lock:
             if self._finished:
                 return  # a late report after finish(): the record is already written
-            self._journal.append(event)
-            self._state.apply(json.loads(json.dumps(event, default=str)))  # what replay would see
+            self._state.apply(json.loads(self._journal.append(event)))  # exactly what a replay will see
 
     def workflow_started(self, attributes: dict[str, Any] | None = None, when: float | None = None) -> None:
         """The workflow began: who runs it, with what (``attributes``: host, command, config...)."""

@@ -285,8 +285,11 @@ class JournalWriter:
         self.path = directory / EVENTS
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    def append(self, event: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(event, default=str) + "\n").encode("utf-8"))
+    def append(self, event: dict[str, Any]) -> str:
+        """Write the event as one line; returns its JSON text (what a replay of the journal will read)."""
+        text = json.dumps(event, default=str)
+        os.write(self._fd, (text + "\n").encode("utf-8"))
+        return text
 
     def close(self) -> None:
         if self._fd >= 0:

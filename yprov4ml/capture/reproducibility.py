@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..storage.files import resolve_inside
+from ..storage.files import append_line, resolve_inside
 from . import rng
 from .snapshot import installed_roots, take_snapshot, user_files
 
@@ -105,8 +105,7 @@ class ReproducibilityCapture:
         self._thread.start()
         marker = os.environ.get(REPRODUCTION_MARKER)
         if original and marker:
-            with open(marker, "a", encoding="utf-8") as out:  # one short line per rank: appends do not interleave
-                out.write(json.dumps({"rank": self.rank, "run_dir": str(self.run_dir)}) + "\n")
+            append_line(marker, json.dumps({"rank": self.rank, "run_dir": str(self.run_dir)}))  # ranks: whole lines
 
     def _restore_from(self, original: Path) -> None:
         try:

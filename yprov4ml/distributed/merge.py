@@ -31,7 +31,7 @@ from ..collectors.energy import summed_totals
 from ..prov.decode import RankDocument, checked_schema, rank_document
 from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json
 from ..prov.validate import count_records
-from ..storage.files import MAX_DOCUMENT_BYTES, atomic_writer
+from ..storage.files import atomic_writer, read_json_and_bytes
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from ..storage.names import safe_part
 from .collection import node_totals
@@ -104,16 +104,9 @@ class _Checked:
 def _read_checked(path: Path) -> _Checked:
     """One rank document: size-checked, parsed, valid PROV-JSON with a yprov4ml run activity."""
     try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise MergeError(f"{path}: {size} bytes, more than the {MAX_DOCUMENT_BYTES} a rank document may have")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise MergeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deeply
-        raise MergeError(f"{path}: not a JSON document ({type(exc).__name__}: {str(exc)[:200]})") from None
+        data, raw = read_json_and_bytes(path)
+    except DocumentError as exc:
+        raise MergeError(str(exc)) from None
     try:
         doc = rank_document(path, checked_schema(path, data))
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
@@ -162,10 +155,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     output = Path(output)
     if output.resolve() in paths:
         raise MergeError(f"{output}: the output would overwrite one of the inputs; choose another path")
-    checked = {}
-    for path in _progress(paths, progress):
-        found = _read_checked(path)
-        checked[path] = found
+    checked = {path: _read_checked(path) for path in _progress(paths, progress)}
     docs = [c.doc for c in checked.values()]
     run_ids = sorted({d.run_id for d in docs})
     if len(run_ids) > 1 and not force:

@@ -26,6 +26,15 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def append_line(path: str | os.PathLike, line: str, create: bool = True) -> None:
+    """Append ``line`` with one ``O_APPEND`` write: whole, even while other processes append to the file."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | (os.O_CREAT if create else 0), 0o644)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def temp_sibling(path: Path) -> Path:
     """A unique hidden name beside ``path``, for writing before an atomic rename."""
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -85,12 +94,18 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
 def read_json(path: Path) -> Any:
     """Parse a JSON file read from outside; DocumentError naming the file when it is unreadable, not
     UTF-8 JSON, larger than ``MAX_DOCUMENT_BYTES`` or nested too deeply to parse."""
+    return read_json_and_bytes(path)[0]
+
+
+def read_json_and_bytes(path: Path) -> tuple[Any, bytes]:
+    """``read_json``, with the file's bytes as they were read (to hash or copy exactly what was parsed)."""
     try:
         size = path.stat().st_size
         if size > MAX_DOCUMENT_BYTES:
             raise DocumentError(f"{path}: {size} bytes, more than the {MAX_DOCUMENT_BYTES} a PROV-JSON document "
                                 "may have here; is it the right file?")
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        return json.loads(raw.decode("utf-8")), raw
     except UnicodeDecodeError:
         raise DocumentError(f"{path}: not a text file (PROV-JSON is UTF-8 JSON)") from None
     except RecursionError:

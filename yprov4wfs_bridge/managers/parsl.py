@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from yprov4ml.parent import TASK_ID, WORKFLOW_DIR, in_task
+from yprov4ml.storage.files import append_line
 
 from ..errors import WorkflowError
 from ..events import WorkflowRecorder
@@ -97,13 +98,9 @@ class InTask:
                  "execution_id": self.identity.get("YPROV4WFS_EXECUTION_ID", ""), "host": socket.gethostname(),
                  "attributes": {"worker_host": socket.gethostname(), "worker_pid": os.getpid()}}
         try:
-            fd = os.open(Path(self.identity[WORKFLOW_DIR]) / EVENTS, os.O_WRONLY | os.O_APPEND)
+            append_line(Path(self.identity[WORKFLOW_DIR]) / EVENTS, json.dumps(event), create=False)
         except OSError:
-            return  # no shared file system with the submitting side: the submit side's record stands
-        try:
-            os.write(fd, (json.dumps(event) + "\n").encode("utf-8"))
-        finally:
-            os.close(fd)
+            pass  # no shared file system with the submitting side: the submit side's record stands
 
 
 def _in_task(func: bytes, identity: dict[str, str]) -> InTask:
