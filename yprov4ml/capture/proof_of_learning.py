@@ -14,6 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..storage.files import atomic_writer
+
 MAX_SNAPSHOT_BYTES = 1 << 36  # 64 GiB: a snapshot that claims more is not read
 
 
@@ -51,11 +53,9 @@ def save_snapshot(arrays: list[tuple[str, Any]], target: Path) -> None:
     """Write the weights as an uncompressed ``.npz`` (numpy's own format: no pickle), atomically."""
     import numpy
 
-    partial = target.with_name(f".{target.name}.partial")
-    with open(partial, "wb") as fh:
+    with atomic_writer(target) as fh:
         numpy.savez(fh, **{f"w{n}": array for n, (_, array) in enumerate(arrays)},
                     names=numpy.array([name for name, _ in arrays]))
-    partial.replace(target)
 
 
 def load_snapshot(path: Path) -> list[tuple[str, Any]]:

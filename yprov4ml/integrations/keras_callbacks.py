@@ -52,7 +52,7 @@ class MetricLoggingCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.log_every_batch:
-            self._log({k: v for k, v in (logs or {}).items()}, self._batch)
+            self._log(logs, self._batch)
         self._batch += 1
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

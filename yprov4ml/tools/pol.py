@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from ..capture.proof_of_learning import load_snapshot, weights_digest
 from ..errors import NotARunError
 from ..prov.decode import attributes, prov_type
+from ..prov.reader import find_prov_file
 from ..storage.files import read_json, resolve_inside, sha256_of
 
 ROLE = "proof-of-learning snapshot"
@@ -47,9 +48,7 @@ class Trajectory:
 
 def read_trajectory(run: Path, rank: int = 0) -> Trajectory:
     """The snapshots of every proof-of-learning label of one rank, checked: files, digests and the chain."""
-    document = run / f"prov.rank{rank}.json" if run.is_dir() else run
-    if not document.is_file():
-        raise NotARunError(f"{run}: no prov.rank{rank}.json")
+    document = find_prov_file(run, rank)
     data = read_json(document)
     found = Trajectory(document.parent)
     for identifier, element in (data.get("entity") or {}).items():
