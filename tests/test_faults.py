@@ -117,6 +117,18 @@ def test_a_forked_child_never_finishes_or_writes_the_parents_run(tmp_path):
     assert ("worker_loss", "training") not in view.metrics
 
 
+@pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.01, 0.02])
+def test_a_fork_right_after_start_run_does_not_hang(tmp_path, delay_s):
+    # A DataLoader's fork workers start this early; a fork during start_run's background imports once waited
+    # forever (two at-fork locks taken in opposite orders).
+    done = subprocess.run([sys.executable, str(SCRIPTS / "fork_after_start.py"), str(tmp_path / "prov"),
+                           str(delay_s)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [run_dir] = (tmp_path / "prov" / "fork-after-start").iterdir()
+    view = yprov4ml.load_run(run_dir)
+    assert view.status == "FINISHED" and view.metric("loss").steps == [0, 1]
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 3 MiB tmpfs: a disk that really fills up, and really frees again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging  # noqa: F401  (before _IMPORTING's at-fork handler: see there)
 import os
 import threading
 import time
@@ -18,7 +19,8 @@ from .values import (STEP_MAX, STEP_MIN, as_metric_value, as_sequence, as_step, 
 _now = time.time
 _ABSENT = object()
 # Held while the preparing thread imports: a fork waits for it, so that no child starts life with a module
-# half imported by a thread it does not have (its import of that module would wait forever).
+# half imported by a thread it does not have. Registered after logging's at-fork handler (which takes the
+# lock those imports need), it runs first: fork calls "before" handlers in reverse order of registration.
 _IMPORTING = threading.Lock()
 os.register_at_fork(before=_IMPORTING.acquire, after_in_parent=_IMPORTING.release,
                     after_in_child=_IMPORTING.release)
