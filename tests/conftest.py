@@ -118,6 +118,14 @@ def pipeline(tmp_path_factory):
 SLURM_SETUP = ROOT / "hpc" / "local_slurm.sh"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the local Slurm cluster is marked ``slurm``: ``pytest -m 'not slurm'`` leaves
+    out the cluster (which, run as root, the suite installs and starts)."""
+    for item in items:
+        if "slurm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slurm)
+
+
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory):
     """A two-node Slurm cluster on this host (hpc/local_slurm.sh), shared by the tests that need one."""

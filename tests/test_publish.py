@@ -110,6 +110,10 @@ def test_the_model_card_says_what_the_record_holds(published_run):
     assert "| lr | 0.05 |" in text and "| optimizer | sgd |" in text
     assert "| linear | 1 | Linear |" in text and "Josiah Carberry (Brown University)" in text
     assert f"`{view.prov_path.name}`" in text and "yprov4ml reproduce" in text
+    dataset_row = next(line for line in text.splitlines() if line.startswith("| sums |"))
+    assert str(view.datasets[0]["sample_shape"]) in dataset_row and "None" not in dataset_row
+    assert "(started directly, 1 rank)" in text and "1 rank(s)" not in text
+    assert view.run["energy_country"] == "ITA" and view.run["energy_country_source"] == "start_run(energy_country=...)"
 
 
 def test_the_run_crate_is_clean_at_recommended_and_holds_the_run(published_run):

@@ -117,7 +117,7 @@ def test_a_seeded_run_reproduces_after_the_tree_moved_on_and_says_so_in_its_reco
     done = reproduce(str(run_dir), "--run", "--verify", cwd=repo.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "REPRODUCED" in done.stdout and "uncommitted changes" in done.stdout
-    new_dirs = [d for d in (repo / "prov" / "seeded").iterdir() if d != run_dir]
+    new_dirs = list((repo / "prov" / "reproductions" / "seeded").iterdir())
     (new_dir,) = new_dirs
     document = new_dir / "prov.rank0.json"
     data = assert_valid_prov(document)
@@ -141,7 +141,7 @@ def test_changed_input_data_makes_verify_fail_naming_the_dataset(recorded):
     assert "DIFFERS" in done.stdout
     assert "dataset train" in done.stdout and "fingerprint changed" in done.stdout
     assert "loss@training" in done.stdout and "diverged at step 0" in done.stdout
-    (new_dir,) = [d for d in (repo / "prov" / "seeded").iterdir() if d != run_dir]
+    (new_dir,) = list((repo / "prov" / "reproductions" / "seeded").iterdir())
     verdict = json.loads((new_dir / "prov.rank0.json").read_text())["entity"]["run:rank-0/verdict"]
     assert verdict["yprov:verdict"] == "differs" and "dataset train" in verdict["yprov:differences"]
 
@@ -187,7 +187,7 @@ def test_venv_reproduction_installs_the_recorded_versions(recorded, tmp_path):
     done = reproduce(str(run_dir), "--run", "--verify", "--venv", str(venv), cwd=repo)
     assert "1 package(s) could not be installed" in done.stdout and "no-such-package-yprov4ml-test==1.0" in done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
-    (new_dir,) = [d for d in (repo / "prov" / "seeded").iterdir() if d != run_dir]
+    (new_dir,) = list((repo / "prov" / "reproductions" / "seeded").iterdir())
     again = load_run(new_dir).environment
     assert again["python_executable"] == str(venv / "bin" / "python")
     assert "six==1.16.0" in json.loads(again["packages"])

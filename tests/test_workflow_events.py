@@ -15,7 +15,7 @@ import pytest
 from yprov4wfs_bridge import WorkflowError, build, read_bundle, validate_crate
 from yprov4wfs_bridge.events import WorkflowRecorder
 
-from conftest import assert_valid_prov
+from conftest import assert_valid_prov, only_run_dir
 
 TRACE = [  # a Nextflow trace file (trace.txt), as `nextflow run -with-trace` writes it
     {"task_id": "1", "process": "INDEX", "status": "COMPLETED", "exit": "0", "submit": "1700000000000",
@@ -104,6 +104,54 @@ def test_a_run_that_two_jobs_could_have_run_is_a_gap_not_a_guess(tmp_path):
     result = recorder.finish(crate=False, svg=False)
     assert result.attachments.documents == []
     assert any("2 tasks could have run it (seed-1, seed-2)" in gap for gap in result.gaps), result.gaps
+
+
+MANAGER_KILLED = """
+import os, subprocess, sys
+from pathlib import Path
+from yprov4wfs_bridge.events import WorkflowRecorder
+
+base, run_script = Path(sys.argv[1]), sys.argv[2]
+recorder = WorkflowRecorder(base / "provenance", "killed", root=base)
+recorder.workflow_started()
+env = {**os.environ, **recorder.workflow_identity()}  # the workflow, not the job: as under Snakemake
+for task in sys.argv[3:]:
+    recorder.task_submitted(task, command=f"{sys.executable} {run_script} {base / 'prov'}")
+    recorder.task_started(task)
+subprocess.run([sys.executable, run_script, str(base / "prov")], env=env, timeout=120)
+for task in sys.argv[3:]:
+    recorder.task_finished(task)
+os._exit(9)  # killed: no workflow_ended, no finish()
+"""
+
+
+def kill_a_manager_after_its_jobs(tmp_path: Path, run: str, tasks: list[str]) -> Path:
+    """A manager that started ``tasks`` (each running ``run``), saw them end, and was then killed."""
+    (tmp_path / "manager.py").write_text(MANAGER_KILLED)
+    (tmp_path / "train.py").write_text(run)
+    subprocess.run([sys.executable, str(tmp_path / "manager.py"), str(tmp_path), str(tmp_path / "train.py"), *tasks],
+                   timeout=180)
+    return tmp_path / "provenance"
+
+
+def test_a_rebuild_after_the_manager_was_killed_nests_its_runs(tmp_path):
+    directory = kill_a_manager_after_its_jobs(tmp_path, RUN, ["train"])
+    result = build(directory, crate=False, svg=False)
+    _, documents = read_bundle(result.bundle)
+    assert [(d.task_id, d.rank) for d in documents] == [("train", 0)]
+    assert result.gaps == ["the workflow never ended"]
+    assert json.loads((directory / "workflow.json").read_text())["claims"][0]["task"] == "train"
+
+
+def test_a_run_neither_placed_nor_ended_says_how_to_recover_it(tmp_path):
+    killed_run = RUN.replace('yprov4ml.log_metric("loss", 1.0, step=0)',
+                             'yprov4ml.log_metric("loss", 1.0, step=0); import os; os._exit(9)')
+    directory = kill_a_manager_after_its_jobs(tmp_path, killed_run, ["seed-1", "seed-2"])
+    gaps = build(directory, crate=False, svg=False).gaps
+    unplaced = [g for g in gaps if "in which task is not known" in g]
+    assert len(unplaced) == 1 and "2 tasks could have run it" in unplaced[0], gaps
+    run_dir = only_run_dir(tmp_path / "prov", "matched")
+    assert f"`yprov4ml recover {run_dir}`" in unplaced[0]
 
 
 def test_a_damaged_or_hostile_journal_loses_only_the_bad_lines(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import state
+from .capture.reproducibility import reproduction_save_dir
 from .context import Context
 from .distributed.noop import NoOpRun
 from .distributed.ranks import resolve_ranks
@@ -105,7 +106,7 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
         experiment = experiment_name or _default_experiment()
         ranks = resolve_ranks(rank, world_size, collect_all_processes)
         the_id = agree_run_id(experiment, ranks, run_id, state.runs_started)
-        save_dir = provenance_save_dir if provenance_save_dir is not None else "prov"
+        save_dir = reproduction_save_dir() or (provenance_save_dir if provenance_save_dir is not None else "prov")
         if ranks.rank != 0 and not collect_all_processes:
             run: Run | NoOpRun = NoOpRun(the_id, ranks.rank, Path(save_dir).absolute() / experiment / the_id)
         else:

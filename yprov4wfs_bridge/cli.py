@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from yprov4ml.errors import YProvError
+from yprov4ml.tools.extras import refuse_missing_extra
+from yprov4ml.version import __version__
 from yprov4ml.tools.cli_publish import metadata_options, metadata_from
 
 from .errors import WorkflowError
@@ -67,29 +69,33 @@ def _validate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yprov4wfs-bridge", description="Nest yprov4ml runs beneath workflow "
                                      "tasks: multi-level PROV-JSON bundle, graph, RO-Crate.")
+    parser.add_argument("--version", action="version", version=f"yprov4wfs-bridge (yprov4ml {__version__})")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", parents=[metadata_options()],
                            help="bundle.prov.json, graph.dot/svg and crate/ for a workflow directory")
-    build.add_argument("workflow_dir")
-    build.add_argument("--no-crate", action="store_true")
-    build.add_argument("--no-svg", action="store_true")
+    build.add_argument("workflow_dir", help="the workflow's directory (workflow.json or events.jsonl in it)")
+    build.add_argument("--no-crate", action="store_true", help="write no RO-Crate")
+    build.add_argument("--no-svg", action="store_true", help="write the graph as DOT only (no Graphviz run)")
     build.add_argument("--reference-over-mb", type=float, default=None,
                        help="reference files larger than this in the crate instead of copying them")
     build.add_argument("--validate", action="store_true", help="validate the crate (REQUIRED) afterwards")
     build.add_argument("--expand-metrics", action="store_true",
                        help="draw every metric series as its own node (default: one node per context)")
-    build.add_argument("--json", action="store_true")
+    build.add_argument("--json", action="store_true", help="machine-readable summary")
     build.set_defaults(func=_build)
     validate = sub.add_parser("validate-crate", help="roc-validator, offline: provenance-run-crate-0.5 and "
                               "workflow-ro-crate-1.0 (WorkflowHub), or --profile")
-    validate.add_argument("crate")
-    validate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"])
+    validate.add_argument("crate", help="an RO-Crate directory or zip file")
+    validate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"],
+                          help="the lowest severity of requirement checked (default REQUIRED)")
     validate.add_argument("--profile", help="one roc-validator profile, e.g. process-run-crate-0.5")
-    validate.add_argument("--json", action="store_true")
+    validate.add_argument("--json", action="store_true", help="machine-readable report")
     validate.set_defaults(func=_validate)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:  # an optional part not installed: name the extra that installs it
+        return refuse_missing_extra(f"yprov4wfs-bridge {args.command}", exc)
     except (WorkflowError, YProvError, OSError) as exc:  # bad input: a message, never a traceback
         print(f"yprov4wfs-bridge {args.command}: {exc}", file=sys.stderr)
         return 2

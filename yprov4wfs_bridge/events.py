@@ -219,16 +219,17 @@ class WorkflowRecorder:
 
     def finish(self, build: bool = True, **build_options: Any) -> Any:
         """Wait for the hashes, tell which job ran each run, write the manifest, then (``build``) the
-        bundle, graph and crate as ``yprov4wfs_bridge.build`` does (its options pass through)."""
-        from .matching import claim_runs
+        bundle, graph and crate as ``yprov4wfs_bridge.build`` does (its options pass through). The runs are
+        matched to jobs as a rebuild from the journal matches them (``matching.apply_claims``)."""
+        from .matching import apply_claims
         from .outputs import build as build_outputs
 
         with self._lock:
             self._hashing_open = False  # the hashes under way are waited for; none is started
         self._pool.shutdown(wait=True)
-        for kind, fields in claim_runs(self.directory, self.manifest):
-            self._emit(kind, None, **fields)
         with self._lock:
+            if self._state.manifest is not None:
+                apply_claims(self.directory, self._state)
             self._finished = True
             self._journal.close()
         if not build:

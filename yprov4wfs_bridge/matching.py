@@ -123,3 +123,11 @@ def claim_runs(workflow_dir: Path, manifest: dict[str, Any]) -> list[tuple[str, 
             claims.append(("run_unclaimed", {"run_id": event["run_id"], "rank": event["rank"],
                                              "why": f"{len(found)} tasks could have run it ({names})"}))
     return claims
+
+
+def apply_claims(workflow_dir: Path, state: Any) -> None:
+    """Add to a replayed workflow (``journal.Replay``) the claims of the runs not yet claimed."""
+    claimed = {(c.get("run_id"), c.get("rank")) for c in state.manifest["claims"]}
+    for kind, fields in claim_runs(workflow_dir, state.manifest):
+        if (fields["run_id"], fields["rank"]) not in claimed:
+            state.apply({"event": kind, "time": 0.0, **fields})

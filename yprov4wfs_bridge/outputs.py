@@ -16,6 +16,7 @@ from .crate import CrateOptions, build_crate
 from .errors import WorkflowError
 from .graph import MultiLevelGraph, build_graph, multi_level_picture
 from .journal import read_events, replay
+from .matching import apply_claims
 from .provwf import workflow_document
 from .runs import Attachments, collect
 from .ids import VALID_ID
@@ -26,8 +27,9 @@ GRAPH = "graph.dot"
 CRATE = "crate"
 
 
-@dataclass
+@dataclass(repr=False)
 class BuildResult:
+    """What ``build`` wrote, the merged graph and the runs it nested, and what it found missing."""
     workflow_dir: Path
     bundle: Path
     graph: MultiLevelGraph
@@ -35,6 +37,13 @@ class BuildResult:
     crate: Path | None
     attachments: Attachments
     gaps: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # A summary: the graph and the rank documents, printed whole, run to hundreds of kilobytes.
+        documents = self.attachments.documents
+        return (f"BuildResult(bundle={str(self.bundle)!r}, picture={str(self.picture)!r}, "
+                f"crate={str(self.crate) if self.crate else None!r}, {len(documents)} rank document(s) of "
+                f"{len({d.run_id for d in documents})} run(s), {len(self.gaps)} gap(s))")
 
 
 def load_record(workflow_dir: Path) -> tuple[dict[str, Any], list[str]]:
@@ -47,6 +56,8 @@ def load_record(workflow_dir: Path) -> tuple[dict[str, Any], list[str]]:
     state = replay(events)
     if state.manifest is None:
         raise WorkflowError(f"{journal} holds no workflow_started event: not a journal of a workflow execution")
+    # Decided from the replayed jobs: a rebuild after a killed manager nests its runs as its own end would.
+    apply_claims(workflow_dir, state)
     atomic_write_text(workflow_dir / MANIFEST, json.dumps(state.manifest, indent=1))
     return state.manifest, problems + state.problems
 

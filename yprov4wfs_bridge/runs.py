@@ -70,6 +70,8 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
     claims = {(c.get("run_id"), c.get("rank")): c for c in manifest.get("claims", []) if isinstance(c, dict)}
     seen: set[tuple[str, int]] = set()
     started: dict[tuple[str, int], dict[str, Any]] = {}
+    unplaced: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}  # registered without a task, matched to none
+    ended: set[tuple[str, int]] = set()
     registry = workflow_dir / REGISTRY
     paths: list[tuple[str, Path]] = []
     if registry.is_file():
@@ -86,8 +88,10 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
                 if claim is None or not claim.get("task"):
                     if event["event"] == "start":
                         why = claim.get("why") if claim else "no job was matched to it"
-                        found.gaps.append(f"run {key[0]} rank {key[1]} ran under the workflow, but in which task "
-                                          f"is not known: {why}")
+                        unplaced[key] = (f"run {key[0]} rank {key[1]} ran under the workflow, but in which task "
+                                         f"is not known: {why}", event)
+                    else:
+                        ended.add(key)
                     continue
                 event = {**event, "task_id": claim["task"]}
             if event["event"] == "start":
@@ -95,6 +99,10 @@ def collect(workflow_dir: Path, manifest: dict[str, Any]) -> Attachments:
             elif event["event"] == "end":
                 started.pop(key, None)
                 paths.append((event["task_id"], Path(event["prov_path"])))
+    for key, (gap, event) in unplaced.items():
+        unrecovered = key not in ended and not Path(event["prov_path"]).is_file()
+        found.gaps.append(gap + (f"; it never ended either: `yprov4ml recover {event['run_dir']}` writes its "
+                                 "document" if unrecovered else ""))
     for key, event in started.items():  # a run that began under a task and never ended
         prov = Path(event["prov_path"])
         if prov.is_file():  # recovered afterwards

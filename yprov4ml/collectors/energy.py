@@ -53,7 +53,11 @@ class EnergyTracker:
     """One codecarbon tracker for this process; every failure becomes ``unavailable`` (a reason)."""
 
     def __init__(self, country: str | None = None, start_timeout_s: float = START_TIMEOUT_S):
-        self.country = (country or os.environ.get(COUNTRY_VARIABLE) or DEFAULT_COUNTRY).upper()
+        given = country or os.environ.get(COUNTRY_VARIABLE)
+        self.country = (given or DEFAULT_COUNTRY).upper()
+        # Emissions depend on the grid's mix: a figure computed for a country nobody chose says so.
+        self.country_source = ("start_run(energy_country=...)" if country else f"${COUNTRY_VARIABLE}" if given
+                               else "default")
         self.unavailable: str | None = None
         self._timeout = start_timeout_s
         self._tracker: Any = None
@@ -74,6 +78,10 @@ class EnergyTracker:
         """Start codecarbon in a thread of its own (once)."""
         with self._lock:
             if self._starter is None:
+                if self.country_source == "default":
+                    log.warning("yprov4ml: emissions are computed for the grid of %s, the default: no country "
+                                "was given (set $%s or start_run(energy_country=...), ISO 3166 alpha-3)",
+                                DEFAULT_COUNTRY, COUNTRY_VARIABLE)
                 self._starter = threading.Thread(target=self._start_then_answer, name="yprov4ml-codecarbon",
                                                  daemon=True)
                 self._starter.start()
@@ -161,7 +169,7 @@ class EnergyTracker:
     def totals(self) -> dict[str, Any]:
         """The run-level figures for the PROV run activity (after a final measurement)."""
         figures = {name: value for name, value, _ in self.measure()} if self.wait_started() else {}
-        out: dict[str, Any] = {"energy_country": self.country}
+        out: dict[str, Any] = {"energy_country": self.country, "energy_country_source": self.country_source}
         for name in TOTALS:
             if name in figures:
                 out[f"total_{name}"] = figures[name]

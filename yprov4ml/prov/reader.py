@@ -14,6 +14,7 @@ from ..storage.layout import prov_file, rank_documents
 from ..storage.metric_file import MetricData, MetricsFile, read_metrics_file
 from ..storage.metric_file_v1 import read_metric_file
 from ..errors import DocumentError
+from ..storage.latest import resolve_latest
 from .decode import attributes, checked_schema, prov_type, rank_document
 
 __all__ = ["RunView", "load_run", "rank_documents", "find_prov_file", "DamagedRunWarning"]
@@ -69,7 +70,9 @@ class RunView:
 
 
 def find_prov_file(path: Path, rank: int) -> Path:
-    """The rank document named by a run directory or a file path; NotARunError otherwise."""
+    """The rank document named by a run directory or a file path (``EXP_DIR/latest``: the newest run);
+    NotARunError otherwise."""
+    path = resolve_latest(path)
     if path.is_dir():
         candidate = prov_file(path, rank)
         if candidate.is_file():

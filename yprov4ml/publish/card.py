@@ -110,6 +110,23 @@ def _value(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _shape(dataset: dict[str, Any]) -> str:
+    """A sample's shape as recorded (``[[1, 28, 28], []]``: an image and a scalar label), or a dash."""
+    shape = dataset.get("sample_shape", dataset.get("shape"))
+    return "—" if shape in (None, "") else str(shape)
+
+
+def _launch(view: RunView) -> str:
+    """``started directly, 1 rank`` or ``torchrun, 8 ranks``."""
+    launcher = view.run.get("launcher")
+    how = "started directly" if launcher in (None, "", "none") else f"launched by {launcher}"
+    return f"{how}, {_ranks(view)}"
+
+
+def _ranks(view: RunView) -> str:
+    return f"{view.world_size} rank" + ("" if view.world_size == 1 else "s")
+
+
 def render_card(run_dir: str | Path, metadata: PublicationMetadata | None = None) -> str:
     """The text of the model card of the run in ``run_dir``."""
     metadata = metadata or PublicationMetadata()
@@ -119,7 +136,7 @@ def render_card(run_dir: str | Path, metadata: PublicationMetadata | None = None
     energy = summed_totals(v.run for v in views)
     lines = ["---", *to_yaml(header(view, results, energy, metadata)), "---", "",
              f"# Model card: {metadata.name or view.experiment}", "",
-             f"Run `{view.run_id}` of experiment `{view.experiment}`: {view.status}, {view.world_size} rank(s), "
+             f"Run `{view.run_id}` of experiment `{view.experiment}`: {view.status}, {_ranks(view)}, "
              f"from {view.start_time} to {view.end_time}. Everything below is read from the run's PROV-JSON record.",
              "", "## Model details", ""]
     if view.models:
@@ -138,14 +155,14 @@ def render_card(run_dir: str | Path, metadata: PublicationMetadata | None = None
         lines += ["", f"License: {metadata.license}."]
     lines += ["", "## Training data", ""]
     lines += _table([[d.get("label") or d.get("prov:label"), d.get("dataset_class"), d.get("samples"),
-                      d.get("shape"), f"`{str(d.get('sha256', ''))[:16]}…`" if d.get("sha256") else "—"]
+                      _shape(d), f"`{str(d.get('sha256', ''))[:16]}…`" if d.get("sha256") else "—"]
                      for d in view.datasets], ["dataset", "class", "samples", "shape", "sha256"]) \
         if view.datasets else ["No dataset was recorded."]
     lines += ["", "## Training procedure and hyperparameters", ""]
     lines += _table([[k, _value(v)] for k, v in sorted(view.params.items(), key=lambda kv: str(kv[0]))],
                     ["parameter", "value"]) if view.params else ["No parameter was recorded."]
-    lines += ["", f"Launched as `{view.run.get('command_line', '?')}` ({view.run.get('launcher', 'none')} launcher, "
-              f"{view.world_size} rank(s)); wall time {_value(view.run.get('wall_time_s', '?'))} s."]
+    lines += ["", f"Launched as `{view.run.get('command_line', '?')}` ({_launch(view)}); wall time "
+              f"{_value(view.run.get('wall_time_s', '?'))} s."]
     lines += ["", "## Results", ""]
     lines += _table([[k, c, _value(v), s, _value(lo), _value(hi)] for k, c, v, s, lo, hi in results],
                     ["metric", "context", "final", "at step", "min", "max"]) if results \

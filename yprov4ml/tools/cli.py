@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DocumentError, NotARunError, YProvError
+from .extras import refuse_missing_extra
+from ..storage.latest import LATEST, resolve_latest
+from ..version import __version__
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -117,11 +120,11 @@ def _graph(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare, render_table
 
-    result = compare(args.runs, sort_by=args.sort, descending=args.desc)
+    result = compare(args.runs, sort_by=args.sort, descending=args.desc, metrics=args.metric)
     if args.json:
         print(json.dumps({"runs": [r.run_id for r in result.runs], "status": [r.status for r in result.runs],
                           "params": result.params, "same_params": result.same_params, "metrics": result.metrics,
-                          "notes": result.notes}, indent=2, default=str))
+                          "groups": result.groups, "notes": result.notes}, indent=2, default=str))
     else:
         print(render_table(result))
     return 0
@@ -140,17 +143,32 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    print(write_report(args.runs, args.output))
+    print(write_report(args.runs, args.output, metrics=args.metric))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from .runs_list import list_runs, render_lines
+
+    lines = list_runs(args.roots, sort=args.sort, descending=args.desc)
+    print(json.dumps([line.as_json() for line in lines], indent=2, default=str) if args.json
+          else render_lines(lines))
     return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
     from .reproduce import recipe
 
+    if args.requirements:
+        from ..storage.files import atomic_write_text
+
+        atomic_write_text(Path(args.requirements), recipe(args.run).requirements())
+        print(args.requirements)
     if not args.run_it:
         if args.verify or args.venv:
             raise ValueError("--verify and --venv need --run (re-run the recorded command)")
-        print(recipe(args.run).text())
+        if not args.requirements:
+            print(recipe(args.run).text())
         return 0
     from .rerun import reproduce
 
@@ -183,12 +201,20 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     return uri
 
 
+EXPORT_FORMS = """two forms:
+  yprov4ml export RUN --format csv|netcdf|zarr|parquet [-o DIR] [--separator S] [--compressor C]
+      each metric series of a run as a file (step, time, value); `yprov4ml export RUN --help` for its options
+  yprov4ml export mlflow RUN... [--tracking-uri URI] [--experiment E] [-q]
+      runs (ranks as child runs) to MLflow, every point; `yprov4ml export mlflow --help` for its options"""
+
+
 def _add_mlflow_parsers(sub: argparse._SubParsersAction) -> None:
     tracking = argparse.ArgumentParser(add_help=False)
     tracking.add_argument("--tracking-uri", help="MLflow tracking URI: http(s)://host:port, sqlite:///file.db, or "
                                                  "a file store (default: $MLFLOW_TRACKING_URI)")
     export = sub.add_parser("export", help="send recorded runs to another tracker (mlflow); `export RUN --format "
-                                           "csv|netcdf|zarr|parquet` writes their metric series as files")
+                                           "csv|netcdf|zarr|parquet` writes their metric series as files",
+                            formatter_class=argparse.RawDescriptionHelpFormatter, description=EXPORT_FORMS)
     export_to = export.add_subparsers(dest="target", required=True)
     to_mlflow = export_to.add_parser("mlflow", parents=[tracking], help="runs (ranks as child runs) to MLflow: "
                                      "params, every metric point, tags, artifacts, times, status")
@@ -208,12 +234,22 @@ def _add_mlflow_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yprov4ml", description="Look at, check and draw yprov4ml runs.")
+    parser = argparse.ArgumentParser(prog="yprov4ml", description="Look at, check and draw yprov4ml runs. "
+                                     f"A run may be named EXPERIMENT_DIR/{LATEST}: the newest run there.")
+    parser.add_argument("--version", action="version", version=f"yprov4ml {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    runs = sub.add_parser("runs", help="one line per run: status, start, duration, ranks, what differs, "
+                                        "final metrics")
+    runs.add_argument("roots", nargs="+", help="provenance, experiment or run directories")
+    runs.add_argument("--sort", default="start", help="start (default), status, run_id, or a metric key[@context]")
+    runs.add_argument("--desc", action="store_true", help="newest / largest first")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.set_defaults(func=_runs)
 
     show = sub.add_parser("show", help="summary of a run: params, metrics, artifacts, energy, status")
     show.add_argument("run", help="run directory or prov.rankN.json")
-    show.add_argument("--rank", type=int, default=0)
+    show.add_argument("--rank", type=int, default=0, help="which rank of the run (default 0)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_show)
 
@@ -237,26 +273,31 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("runs", nargs="+", help="run directories, or an experiment directory")
     comp.add_argument("--sort", help="sort the runs by this metric (key or key@context)")
     comp.add_argument("--desc", action="store_true", help="largest first")
-    comp.add_argument("--json", action="store_true")
+    comp.add_argument("--metric", action="append", help="only this metric: key, key@context or a glob "
+                                                         "(repeat for several; default: all)")
+    comp.add_argument("--json", action="store_true", help="machine-readable output")
     comp.set_defaults(func=_compare)
 
     plot = sub.add_parser("plot", help="PNG/SVG of a metric over steps or time, one curve per run and rank")
-    plot.add_argument("runs", nargs="+")
+    plot.add_argument("runs", nargs="+", help="run directories, or an experiment directory")
     plot.add_argument("--metric", required=True, help="key or key@context")
-    plot.add_argument("--vs", help="a second metric, on a second y axis")
-    plot.add_argument("--x", choices=["step", "time"], default="step")
+    plot.add_argument("--vs", help="a second metric, on a second y axis (dashed)")
+    plot.add_argument("--x", choices=["step", "time"], default="step",
+                      help="x axis: the step (default), or seconds since the series began")
     plot.add_argument("-o", "--output", default="plot.png", help="file name; .png or .svg")
     plot.set_defaults(func=_plot)
 
     report = sub.add_parser("report", help="a self-contained HTML report of runs (plots, params, provenance)")
-    report.add_argument("runs", nargs="+")
-    report.add_argument("-o", "--output", default="report.html")
+    report.add_argument("runs", nargs="+", help="run directories, or an experiment directory")
+    report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
+    report.add_argument("--metric", action="append", help="only this metric: key, key@context or a glob "
+                                                           "(repeat for several; default: all)")
     report.set_defaults(func=_report)
 
     repro = sub.add_parser("reproduce", help="what it takes to re-run a run, from its PROV-JSON alone; re-run "
                                               "it in a fresh directory and check it (exit 0 same, 1 differs, 2 "
                                               "could not run)")
-    repro.add_argument("run")
+    repro.add_argument("run", help="run directory")
     repro.add_argument("--run", dest="run_it", action="store_true",
                        help="re-run the recorded command on the recorded code, in a fresh directory")
     repro.add_argument("--verify", action="store_true",
@@ -264,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--rtol", type=float, default=1e-7, help="relative tolerance of --verify (default 1e-7)")
     repro.add_argument("--atol", type=float, default=0.0, help="absolute tolerance of --verify (default 0)")
     repro.add_argument("--venv", help="build a virtual environment here with the recorded package versions")
+    repro.add_argument("--requirements", metavar="FILE", help="write the recorded packages as a pip requirements "
+                                                              "file (pip install -r FILE)")
     repro.set_defaults(func=_reproduce)
 
     _add_mlflow_parsers(sub)
@@ -277,6 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("pol", help="check a run's proof-of-learning snapshots; --against RUN2 compares two "
                                "trajectories (exit 0 holds, 1 not, 2 cannot check)", add_help=False)
     return parser
+
+
+def _resolve_latest(args: argparse.Namespace) -> None:
+    """``prov/mnist/latest`` becomes the newest run's directory, for every command that takes runs."""
+    for name in ("run", "runs", "files", "file", "roots"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, str(resolve_latest(Path(value))))
+        elif isinstance(value, list):
+            setattr(args, name, [str(resolve_latest(Path(v))) for v in value])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,12 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return pol_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
+        _resolve_latest(args)
         code = args.func(args)
         sys.stdout.flush()  # a reader that left early is noticed here, not at interpreter exit
         return code
     except BrokenPipeError:  # `yprov4ml show RUN | head -1`: the reader has gone, as with any Unix tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except ModuleNotFoundError as exc:  # an optional part not installed: name the extra that installs it
+        return refuse_missing_extra(f"yprov4ml {args.command}", exc)
     except (YProvError, OSError, KeyError, ValueError) as exc:  # bad input: a message, never a traceback
         print(f"yprov4ml {args.command}: {exc}", file=sys.stderr)
         return 2

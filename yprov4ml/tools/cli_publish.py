@@ -70,7 +70,8 @@ def add_publish_parsers(sub: argparse._SubParsersAction) -> None:
     crate.add_argument("run", help="run directory")
     crate.add_argument("-o", "--output", help="crate directory (default: RUN/crate)")
     crate.add_argument("--validate", action="store_true", help="check it with roc-validator (offline)")
-    crate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"])
+    crate.add_argument("--severity", default="REQUIRED", choices=["REQUIRED", "RECOMMENDED", "OPTIONAL"],
+                       help="the lowest level of --validate's checks that counts (default REQUIRED)")
     crate.set_defaults(func=_crate)
 
     card = sub.add_parser("card", parents=[metadata_options()], help="model_card.md (Hugging Face style "
@@ -82,6 +83,7 @@ def add_publish_parsers(sub: argparse._SubParsersAction) -> None:
     convert = sub.add_parser("convert", help="PROV-JSON (a rank document or a bundle) to PROV-N, Turtle or "
                              "PROV-XML with prov's serializers")
     convert.add_argument("file", help="a PROV-JSON file")
-    convert.add_argument("--to", required=True, choices=["provn", "turtle", "xml"])
+    convert.add_argument("--to", required=True, choices=["provn", "turtle", "xml"],
+                         help="PROV-N, Turtle (needs the convert extra) or PROV-XML (convert extra)")
     convert.add_argument("-o", "--output", help="output file (default: beside the input, new suffix)")
     convert.set_defaults(func=_convert)

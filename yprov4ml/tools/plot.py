@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .compare import find_runs
 from ..errors import NotARunError
@@ -16,7 +17,7 @@ def _differing_params(views: list) -> list[str]:
     return [k for k in keys if len({repr(v.params.get(k)) for v in views}) > 1]
 
 
-def _views(paths: Iterable[str | Path]):
+def labelled_views(paths: Iterable[str | Path]) -> list[tuple[str, Any]]:
     """Every rank of every run: (label, view). A label says what differs between the runs (``lr=0.1``)."""
     loaded = []
     for run_dir in find_runs(paths):
@@ -58,6 +59,29 @@ def _series(view, metric: str, nested: bool = True) -> list[tuple[str, object]]:
     return sorted(found, key=lambda item: item[0])
 
 
+LEGEND_POINTS = 9  # readable on a page at the figure's size
+
+
+def tidy_axes(axis: Any, integer_x: bool | None) -> None:
+    """Whole-number ticks for steps, and tick labels that read as the values (no ``+4.51e10`` offset);
+    ``integer_x`` None leaves the x axis alone (a twin axis shares it)."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    if integer_x:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for which in (axis.yaxis,) if integer_x is None else (axis.xaxis, axis.yaxis):
+        formatter = ScalarFormatter(useOffset=False)
+        # byte counts up to a terabyte read as themselves; beyond, one "1e13" multiplier, never an offset
+        formatter.set_powerlimits((-4, 12))
+        which.set_major_formatter(formatter)
+
+
+def known_metrics(views: list[tuple[str, Any]]) -> list[str]:
+    """Every scalar ``key@context`` the runs have, for a message that says what could be drawn."""
+    return sorted({f"{k}@{view.context_path(c)}" for _, view in views for (k, c), data in view.metrics.items()
+                   if data.kind == "scalar"})
+
+
 def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str | None = None,
          x: str = "step") -> tuple[Path, list[str]]:
     """Draw ``metric`` (and ``vs`` on a second y axis) against step or time; PNG or SVG by suffix.
@@ -69,11 +93,13 @@ def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    views = _views(paths)
+    views = labelled_views(paths)
     notes: list[str] = []
     figure, axis = plt.subplots(figsize=(9, 5))
     second = axis.twinx() if vs else None
     drawn, reordered = 0, False
+    # One colour cycle for both axes: a --vs curve never takes the colour of a curve of the first metric.
+    colours = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for label, view in views:
         for name, target, style in ((metric, axis, "-"), (vs, second, "--")):
             if not name:
@@ -89,20 +115,23 @@ def plot(paths: Iterable[str | Path], metric: str, output: str | Path, vs: str |
                     reordered = True
                 shown = f"{data.key}@{path}" if len(found) > 1 or "@" in name else name
                 target.plot(xs, data.values, style, marker="o" if len(data) == 1 else None,
-                            label=f"{shown} — {label}")
+                            label=f"{shown} — {label}", color=next(colours))
                 drawn += 1
     if not drawn:
         plt.close(figure)
-        raise NotARunError(f"none of the runs has the metric {metric!r}" + (f" or {vs!r}" if vs else ""))
+        raise NotARunError(f"none of the runs has the metric {metric!r}" + (f" or {vs!r}" if vs else "") +
+                           f"; they have: {', '.join(known_metrics(views)) or 'no metric at all'}")
     axis.set_xlabel("seconds since the series began" if x != "step" else
                     "step (or order of logging, where steps repeat)" if reordered else "step")
     axis.set_ylabel(metric)
     handles, labels = axis.get_legend_handles_labels()
     if second is not None:
-        second.set_ylabel(vs)
+        second.set_ylabel(f"{vs} (dashed)")
+        tidy_axes(second, integer_x=None)
         more = second.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
-    axis.legend(handles, labels, fontsize=7, loc="best")
+    tidy_axes(axis, integer_x=x == "step")
+    axis.legend(handles, labels, fontsize=LEGEND_POINTS, loc="best")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     output = Path(output)

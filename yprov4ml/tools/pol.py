@@ -138,8 +138,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml pol") -> int:
     parser.add_argument("--against", help="a second run: pair the snapshots by batch and compare the weights")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="largest absolute weight difference still accepted (default 0: identical)")
-    parser.add_argument("--rank", type=int, default=0)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rank", type=int, default=0, help="which rank's snapshots (default 0)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     try:
         first = read_trajectory(Path(args.run), args.rank)

@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml recover") -> i
     parser.add_argument("--force", action="store_true", help="recover ranks whose process still looks alive")
     parser.add_argument("--into", help="a staged run (start_run(stage_dir=...)): move its recovered files into "
                                        "this shared run directory")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.into and len(args.run_dirs) != 1:
         parser.error("--into takes one staged run directory")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from ..capture.environment import installed_packages
 from ..prov.reader import RunView, load_run
 
 MPI_LAUNCHERS = ("mpich", "intelmpi", "openmpi", "pmix", "mpi4py")
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+PYTORCH_BUILD = re.compile(r"(cpu|cu\d+|rocm\d+(\.\d+)*|xpu)\Z")  # the labels of PyTorch's wheel indexes
 
 
 @dataclass
@@ -26,10 +29,22 @@ class Recipe:
     local_packages: list[str] = field(default_factory=list)  # installed from a directory: no index has them
     warnings: list[str] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)  # the start of ``command`` that is the launcher's
+    builds: dict[str, str] = field(default_factory=dict)  # name → local build label (torch 2.13.0+cpu: "cpu")
 
-    def pip_line(self) -> str:
-        """A line to paste into a shell."""
-        return "pip install " + " ".join(shlex.quote(f"{n}=={v}") for n, v in sorted(self.packages.items()))
+    def requirements(self) -> str:
+        """The recorded packages as a pip requirements file (``pip install -r``). A PyTorch build such as
+        ``+cpu`` is pinned as it was, from PyTorch's own index: the public index's 2.13.0 is another build."""
+        indexes = sorted({label for label in self.builds.values() if PYTORCH_BUILD.match(label)})
+        lines = [f"# the packages of the recorded run, {len(self.packages)} pinned"]
+        lines += [f"--extra-index-url {PYTORCH_INDEX}/{label}" for label in indexes]
+        for name, version in sorted(self.packages.items()):
+            label = self.builds.get(name)
+            if label and PYTORCH_BUILD.match(label):
+                lines.append(f"{name}=={version}+{label}")
+            else:
+                lines.append(f"{name}=={version}" + (f"  # recorded as {version}+{label}, a local build"
+                                                      if label else ""))
+        return "\n".join(lines) + "\n"
 
     def text(self) -> str:
         lines = [f"command:  {shlex.join(self.command)}"]
@@ -42,7 +57,11 @@ class Recipe:
             lines.append(f"script:   {self.source.get('script')} sha256 {self.source['script_sha256']}")
         lines.append(f"python:   {self.python}")
         lines.append("params:   " + ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items())))
-        lines.append(f"packages: {self.pip_line()}")
+        lines.append(f"packages: {len(self.packages)} pinned: `yprov4ml reproduce RUN --requirements FILE` writes "
+                     "them for `pip install -r FILE`")
+        lines += [f"build:    {name}=={self.packages[name]}+{label}" + (
+                  f" (from {PYTORCH_INDEX}/{label})" if PYTORCH_BUILD.match(label) else " (a local build)")
+                  for name, label in sorted(self.builds.items()) if name in self.packages]
         if self.local_packages:
             lines.append(f"local:    {', '.join(self.local_packages)} (installed from a directory: "
                          "install them from their source)")
@@ -98,6 +117,7 @@ def recipe(run: str | Path) -> Recipe:
     command = shlex.split(str(view.run.get("command_line", "")))
     exact, local = recorded_packages(view)
     packages = {name: version.split("+", 1)[0] for name, version in exact.items()}  # 2.13.0+cpu: the index has 2.13.0
+    builds = {name: version.split("+", 1)[1] for name, version in exact.items() if "+" in version}
     warnings = []
     workdir = view.run.get("working_dir") or None
     source = dict(view.source)
@@ -133,4 +153,4 @@ def recipe(run: str | Path) -> Recipe:
         warnings.append(f"determinism cannot be promised: {view.randomness['determinism_warning']}")
     if workdir and not Path(workdir).is_dir():
         warnings.append(f"the run's working directory {workdir} is not here; the current one will be used")
-    return Recipe(prefix + command, workdir, view.params, source, python, packages, local, warnings, prefix)
+    return Recipe(prefix + command, workdir, view.params, source, python, packages, local, warnings, prefix, builds)

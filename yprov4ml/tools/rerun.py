@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..capture.reproducibility import REPRODUCE_OF, REPRODUCTION_MARKER
+from ..capture.reproducibility import REPRODUCE_OF, REPRODUCTION_MARKER, REPRODUCTION_SAVE_DIR
 from ..errors import NotARunError
-from ..prov.reader import load_run
+from ..prov.reader import RunView, load_run
 from ..prov.reproduction import record_reproduction
 from ..storage.layout import prov_file
 from .materialise import build_venv, materialise
@@ -29,6 +29,7 @@ from .reproduce import Recipe, recipe
 from .verify import verify
 
 REPRODUCED, DIFFERS, COULD_NOT_RUN = 0, 1, 2
+REPRODUCTIONS = "reproductions"
 
 
 def _command(plan: Recipe, python: str, script: Path | None, recorded_script: str | None) -> list[str] | None:
@@ -65,11 +66,23 @@ def reproduce(run: str | Path, *, check: bool = False, rtol: float = 1e-7, atol:
         say("cannot reproduce: the run recorded no command line")
         return COULD_NOT_RUN
     fresh = Path(tempfile.mkdtemp(prefix=f"yprov4ml-reproduce-{original.run_id[:40]}-"))
+    try:  # the new run keeps its own copy of the code: the materialised one is only scaffolding
+        new_runs = _rerun(plan, original, fresh, venv, say)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    if new_runs is None:
+        return COULD_NOT_RUN
+    return _judge(original.run_dir, original.run_id, new_runs, check, rtol, atol, say)
+
+
+def _rerun(plan: Recipe, original: RunView, fresh: Path, venv: Path | None,
+           say: Callable[[str], None]) -> dict[int, Path] | None:
+    """Run the recorded command on the recorded code laid out in ``fresh``: the new runs by rank, or None."""
     try:
         code = materialise(original, fresh / "code")
     except NotARunError as exc:
         say(f"cannot reproduce: {exc}")
-        return COULD_NOT_RUN
+        return None
     say(f"code:     {code.root} ({code.how})")
     for note in code.notes:
         say(f"note:     {note}")
@@ -83,17 +96,25 @@ def reproduce(run: str | Path, *, check: bool = False, rtol: float = 1e-7, atol:
     command = _command(plan, python, code.script, original.source.get("script"))
     if command is None:
         say(f"cannot reproduce: the run was launched with {plan.command[0]}, which is not installed here")
-        return COULD_NOT_RUN
+        return None
     workdir = plan.workdir if plan.workdir and Path(plan.workdir).is_dir() else str(code.root)
     marker = fresh / "new-runs.jsonl"
-    env = {**os.environ, REPRODUCE_OF: str(original.run_dir), REPRODUCTION_MARKER: str(marker)}
-    say(f"running:  {' '.join(command)}  (in {workdir})")
+    save_dir = reproductions_dir(original.run_dir)
+    env = {**os.environ, REPRODUCE_OF: str(original.run_dir), REPRODUCTION_MARKER: str(marker),
+           REPRODUCTION_SAVE_DIR: str(save_dir)}
+    say(f"running:  {' '.join(command)}  (in {workdir}; the new run goes to {save_dir})")
     done = subprocess.run(command, cwd=workdir, env=env)
     new_runs = _new_runs(marker)
     if not new_runs:
         say(f"cannot reproduce: the re-run (exit {done.returncode}) recorded no run")
-        return COULD_NOT_RUN
-    return _judge(original.run_dir, original.run_id, new_runs, check, rtol, atol, say)
+        return None
+    return new_runs
+
+
+def reproductions_dir(original: Path) -> Path:
+    """``prov/reproductions`` for a run in ``prov/<experiment>/<run>``: the re-runs sit beside the experiments,
+    in an experiment of the same name, where ``compare prov/<experiment>`` does not count them."""
+    return original.resolve().parent.parent / REPRODUCTIONS
 
 
 def _new_runs(marker: Path) -> dict[int, Path]:

@@ -33,7 +33,8 @@ def summary(view: RunView) -> dict[str, Any]:
     samples = {f"{key}@{view.context_path(context)}": {"steps": len(data), "samples": sum(map(len, data.values)),
                                                         "distinct": len({i for v in data.values for i in v})}
                for (key, context), data in sorted(view.sample_indices.items())}
-    energy = {k: v for k, v in view.run.items() if ("energy" in k or "emissions" in k) and k != "energy_country"}
+    energy = {k: v for k, v in view.run.items() if ("energy" in k or "emissions" in k)
+              and k not in ("energy_country", "energy_country_source")}
     return {"run_id": view.run_id, "experiment": view.experiment, "status": view.status, "error": view.error,
             "rank": view.rank, "world_size": view.world_size, "start": view.start_time, "end": view.end_time,
             "params": view.params, "metrics": metrics, "sample_indices": samples, "energy": energy,
