@@ -259,7 +259,10 @@ def test_the_bundle_types_its_records_as_qualified_names(pipeline):
     def types(node):
         if isinstance(node, dict):
             for key, value in node.items():
-                yield from ([value] if key == "prov:type" else types(value))
+                if key == "prov:type":  # one type, or several (a bundle: prov:Bundle and yprov:RunBundle)
+                    yield from value if isinstance(value, list) else [value]
+                else:
+                    yield from types(value)
 
     found = list(types(json.loads((pipeline / "bundle.prov.json").read_text())))
     assert len(found) > 20 and all(isinstance(t, dict) and t["type"] == "xsd:QName" for t in found)

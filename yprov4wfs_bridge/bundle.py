@@ -20,6 +20,7 @@ from yprov4ml.prov.document import qname_json
 from yprov4ml.storage.files import atomic_write_text
 from yprov4ml.storage.names import safe_part
 
+from .crosslinks import add_cross_level_links, remove_cross_level_links
 from .provwf import task_activity_id
 
 BUNDLE_TYPE = "yprov:RunBundle"
@@ -37,7 +38,9 @@ def multi_level_document(workflow: dict[str, Any], documents: list[RankDocument]
     for n, doc in enumerate(documents, 1):
         identifier = bundle_id(doc.run_id, doc.rank)
         entities[identifier] = {
-            "prov:type": qname_json(BUNDLE_TYPE), "prov:label": f"run {doc.run_id} rank {doc.rank}", "yprov:run_id": doc.run_id,
+            # prov:Bundle for any PROV reader (`?b a prov:Bundle`), RunBundle for what it holds
+            "prov:type": [qname_json("prov:Bundle"), qname_json(BUNDLE_TYPE)],
+            "prov:label": f"run {doc.run_id} rank {doc.rank}", "yprov:run_id": doc.run_id,
             "yprov:rank": {"$": str(doc.rank), "type": "xsd:int"}, "yprov:task_id": doc.task_id,
             "yprov:status": doc.status, "prov:location": str(doc.path),
         }
@@ -45,6 +48,7 @@ def multi_level_document(workflow: dict[str, Any], documents: list[RankDocument]
         bundles[identifier] = doc.data
     if bundles:
         out["bundle"] = bundles
+    add_cross_level_links(out, [(doc, task_activity_id(doc.task_id)) for doc in documents])
     if gaps:
         activity = out["activity"]["wf:workflow"]
         activity["yprov:gaps"] = json.dumps(gaps)
@@ -72,5 +76,6 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], list[RankDocument]]:
     generated = data.get("wasGeneratedBy", {})
     for key in [k for k, v in generated.items() if v.get("prov:entity", "").startswith("wf:run/")]:
         del generated[key]
+    remove_cross_level_links(data)
     data["activity"]["wf:workflow"].pop("yprov:gaps", None)
     return {k: v for k, v in data.items() if v}, documents

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import networkx as nx
 
-from yprov4ml.prov.decode import RankDocument
+from yprov4ml.prov.decode import RankDocument, prov_type
 from yprov4ml.prov.picture import ELEMENTS, Picture, iri, prefixes_of, relations
 
 NESTING = ("hadRun", "hadRank")
@@ -32,7 +32,7 @@ def add_document(graph: nx.MultiDiGraph, document: dict[str, Any], level: str, *
         for qname, attrs in document.get(kind, {}).items():
             node = iri(qname, prefixes)
             declared[qname] = node
-            graph.add_node(node, qname=qname, record=kind, level=level, prov_type=_plain(attrs.get("prov:type", "")),
+            graph.add_node(node, qname=qname, record=kind, level=level, prov_type=prov_type(attrs),
                            label=str(_plain(attrs.get("prov:label", qname))), **extra)
     for source, target, relation in relations(document):
         u, v = iri(source, prefixes), iri(target, prefixes)
@@ -119,10 +119,10 @@ def multi_level_picture(workflow: dict[str, Any], documents: Iterable[RankDocume
     """Workflow → task → run → rank, as nested clusters; a rank's detail folded (see yprov4ml.prov.picture)."""
     picture = Picture()
     name = next((str(_plain(a.get("prov:label", q))) for q, a in workflow.get("activity", {}).items()
-                 if _plain(a.get("prov:type")) == "yprov:WorkflowExecution"), "workflow")
+                 if prov_type(a) == "yprov:WorkflowExecution"), "workflow")
     top = picture.cluster(("workflow",), f"workflow {name}", "workflow")
     tasks = {qname.removeprefix("wf:task/"): qname for qname, attrs in workflow.get("activity", {}).items()
-             if _plain(attrs.get("prov:type")) == "yprov:Task"}
+             if prov_type(attrs) == "yprov:Task"}
     clusters = {task_id: picture.cluster(top + (f"task:{task_id}",), f"task {task_id}", "task") for task_id in tasks}
     picture.add_document(workflow, top, placed={qname: clusters[task_id] for task_id, qname in tasks.items()})
     for doc in documents:

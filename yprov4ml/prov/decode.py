@@ -53,9 +53,13 @@ def attributes(element: dict[str, Any]) -> dict[str, Any]:
 
 
 def prov_type(element: dict[str, Any]) -> str:
-    """The ``prov:type`` of a record, as text ('' when it has none)."""
+    """The ``prov:type`` of a record, as text ('' when it has none). Of several types
+    (``[prov:Bundle, yprov:RunBundle]``) the most specific: the first outside PROV's own namespace."""
     kind = element.get("prov:type") if isinstance(element, dict) else None
-    return str(decode(kind)) if kind is not None else ""
+    if kind is None:
+        return ""
+    kinds = [str(k) for k in decode(kind)] if isinstance(kind, list) else [str(decode(kind))]
+    return next((k for k in kinds if not k.startswith("prov:")), kinds[0] if kinds else "")
 
 
 def run_activity(document: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

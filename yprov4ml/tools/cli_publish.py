@@ -80,10 +80,11 @@ def add_publish_parsers(sub: argparse._SubParsersAction) -> None:
     card.add_argument("-o", "--output", help="file to write (default: RUN/model_card.md)")
     card.set_defaults(func=_card)
 
-    convert = sub.add_parser("convert", help="PROV-JSON (a rank document or a bundle) to PROV-N, Turtle or "
-                             "PROV-XML with prov's serializers")
+    convert = sub.add_parser("convert", help="PROV-JSON (a rank document or a bundle) to PROV-N, Turtle/TriG/"
+                             "N-Quads or PROV-XML with prov's serializers")
     convert.add_argument("file", help="a PROV-JSON file")
-    convert.add_argument("--to", required=True, choices=["provn", "turtle", "xml"],
-                         help="PROV-N, Turtle (needs the convert extra) or PROV-XML (convert extra)")
+    convert.add_argument("--to", required=True, choices=["provn", "turtle", "trig", "nquads", "xml"],
+                         help="PROV-N; Turtle, TriG or N-Quads (bundles as named graphs); PROV-XML. All but "
+                              "PROV-N need the convert extra")
     convert.add_argument("-o", "--output", help="output file (default: beside the input, new suffix)")
     convert.set_defaults(func=_convert)
