@@ -31,15 +31,16 @@ REPRODUCTION_MARKER = "YPROV4ML_REPRODUCTION_MARKER"  # a file the new run appen
 # experiments, not among them (a re-run is no new run of the experiment, and compare must not count it).
 REPRODUCTION_SAVE_DIR = "YPROV4ML_REPRODUCTION_SAVE_DIR"
 
+SNAPSHOT_WAIT_S = 60.0
+KILLED_WAIT_S = 2.0  # a killed job has seconds before SIGKILL: the record first
+JOURNAL_LINES_SEARCHED = 8  # the states follow the start event closely
+
 
 def reproduction_save_dir() -> str | None:
     """The save directory `yprov4ml reproduce --run` chose for the re-run, or None outside one."""
     if os.environ.get(REPRODUCE_OF):
         return os.environ.get(REPRODUCTION_SAVE_DIR) or None
     return None
-SNAPSHOT_WAIT_S = 60.0
-KILLED_WAIT_S = 2.0  # a killed job has seconds before SIGKILL: the record first
-JOURNAL_LINES_SEARCHED = 8  # the states follow the start event closely
 
 
 def script_path() -> Path | None:

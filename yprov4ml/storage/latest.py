@@ -30,11 +30,17 @@ def _started(run_dir: Path) -> float:
     return prov_file(run_dir, 0).stat().st_mtime
 
 
-def newest_run(directory: Path) -> Path:
-    """The run directory below ``directory`` (an experiment or a provenance directory) that started last."""
+def runs_below(directory: Path) -> list[Path]:
+    """The run directories in ``directory`` (an experiment) or one level further (a provenance directory),
+    sorted; a run's crate holds copies of its documents, and is not another run."""
     runs = {p.parent for p in directory.glob("*/prov.rank0.json")} | \
         {p.parent for p in directory.glob("*/*/prov.rank0.json")}
-    runs = {r for r in runs if not (r / "ro-crate-metadata.json").is_file()}  # a crate's copy is no run
+    return sorted(r for r in runs if not (r / "ro-crate-metadata.json").is_file())
+
+
+def newest_run(directory: Path) -> Path:
+    """The run directory below ``directory`` (an experiment or a provenance directory) that started last."""
+    runs = runs_below(directory)
     if not runs:
         raise NotARunError(f"{directory / LATEST}: there is no run below {directory} (no prov.rank0.json)")
     return max(runs, key=lambda run: (_started(run), run.name))

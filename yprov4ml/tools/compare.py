@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 from ..collectors.groups import GROUPS, USER, grouped, says_nothing
 from ..errors import NotARunError
 from ..prov.reader import RunView, load_run
-from ..storage.latest import resolve_latest
+from ..storage.latest import resolve_latest, runs_below
 
 
 @dataclass
@@ -34,10 +34,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
             continue
         if not path.is_dir():
             raise NotARunError(f"{path} does not exist")
-        # A run's crate holds copies of its documents: found by globbing, it is the same run again.
-        inside = sorted(run for run in {p.parent for p in path.glob("*/prov.rank0.json")} |
-                        {p.parent for p in path.glob("*/*/prov.rank0.json")}
-                        if not (run / "ro-crate-metadata.json").is_file())
+        inside = runs_below(path)
         if not inside:
             raise NotARunError(f"{path} is not a run directory and holds no runs (no prov.rank0.json below it)")
         found += inside
@@ -66,7 +63,6 @@ def compare(paths: Iterable[str | Path], sort_by: str | None = None, descending:
     collector's series that is zero or absent in every run (a GPU the machine
     does not have) is left out, with a note.
     """
-    wanted = metrics
     runs = [load_run(p) for p in find_runs(paths)]
     if not runs:
         raise NotARunError("no runs to compare")
@@ -88,16 +84,16 @@ def compare(paths: Iterable[str | Path], sort_by: str | None = None, descending:
     names = sorted({name for found in named for name in found})
     last = {name: [found[name].values[-1] if name in found and len(found[name]) else None for found in named]
             for name in names}
-    shown = [name for name in names if selected(name, wanted)]
-    if wanted and not shown:
-        raise NotARunError(f"no metric matches {', '.join(wanted)}; the runs have: {', '.join(names) or 'none'}")
+    shown = [name for name in names if selected(name, metrics)]
+    if metrics and not shown:
+        raise NotARunError(f"no metric matches {', '.join(metrics)}; the runs have: {', '.join(names) or 'none'}")
     silent = [name for name in shown if says_nothing(
         name.split("@", 1)[0], (v for found in named if name in found for v in found[name].values))]
     if silent:
         notes.append(f"left out, zero or absent in every run (no such device here): {', '.join(silent)}")
     groups = grouped([name for name in shown if name not in silent])
-    metrics = {name: last[name] for group in GROUPS for name in groups[group]}
-    for name, values in metrics.items():
+    finals = {name: last[name] for group in GROUPS for name in groups[group]}
+    for name, values in finals.items():
         lacking = [r.run_id for r, v in zip(runs, values) if v is None]
         if lacking and len(lacking) < len(runs):
             notes.append(f"{name} is missing from {len(lacking)} run(s): {', '.join(lacking)}")
@@ -116,8 +112,8 @@ def compare(paths: Iterable[str | Path], sort_by: str | None = None, descending:
                        or math.isnan(last[name][i]) else last[name][i], reverse=descending)
         runs = [runs[i] for i in order]
         params = {k: [v[i] for i in order] for k, v in params.items()}
-        metrics = {k: [v[i] for i in order] for k, v in metrics.items()}
-    return Comparison(runs, params, same, metrics, notes, groups)
+        finals = {k: [v[i] for i in order] for k, v in finals.items()}
+    return Comparison(runs, params, same, finals, notes, groups)
 
 
 def _equal(a: Any, b: Any) -> bool:
