@@ -131,10 +131,10 @@ def test_a_fork_right_after_start_run_does_not_hang(tmp_path, delay_s):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 3 MiB tmpfs: a disk that really fills up, and really frees again."""
+    """A 16 MiB tmpfs: a disk that really fills up, and really frees again."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
@@ -144,7 +144,12 @@ def small_disk(tmp_path):
 
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with open(filler, "wb") as fh:
+    try:
+        fh = open(filler, "wb")
+    except OSError as exc:  # the run alone filled the disk: say with what
+        listing = subprocess.run(["du", "-ab", str(disk)], capture_output=True, text=True).stdout
+        raise AssertionError(f"the disk was full before the test filled it ({exc}):\n{listing}") from exc
+    with fh:
         try:
             while True:
                 fh.write(b"\0" * 65536)
