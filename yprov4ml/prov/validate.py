@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import DocumentError
 from ..storage.files import read_json
+from .vocabulary import undefined_terms
 
 _NOT_RECORDS = {"prefix", "bundle"}
 
@@ -25,6 +26,7 @@ class ValidationReport:
     prov_records: int = 0
     schema_errors: list[str] = field(default_factory=list)
     prov_error: str | None = None
+    undefined_terms: list[str] = field(default_factory=list)  # yprov: names the vocabulary lacks: a note only
 
     @property
     def ok(self) -> bool:
@@ -109,6 +111,7 @@ def validate_document(data: dict[str, Any], path: str = "<document>") -> Validat
     try:
         report = ValidationReport(path=path, json_records=count_records(data))
         report.schema_errors = schema_errors(data)
+        report.undefined_terms = undefined_terms(data)
     except RecursionError:
         report = ValidationReport(path=path, prov_error="nested too deeply to be a PROV-JSON document")
         return report

@@ -89,7 +89,7 @@ def build_run_crate(run_dir: str | Path, target: str | Path | None = None,
             if prov_type(entity) == "yprov:Parameter":
                 used.append(kit.add(f"#rank-{doc.rank}-param-{attrs.get('key')}", {
                     "@type": "PropertyValue", "name": str(attrs.get("key")), "value": str(attrs.get("value")),
-                    "propertyID": f"{VOCABULARY}parameter"}))
+                    "propertyID": f"{VOCABULARY}Parameter"}))
             elif prov_type(entity) == "yprov:Dataset":
                 used.append(kit.add(f"#rank-{doc.rank}-dataset-{attrs.get('label')}", {
                     "@type": "Dataset", "name": str(attrs.get("label")),

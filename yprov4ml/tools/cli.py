@@ -39,6 +39,9 @@ def _validate(args: argparse.Namespace) -> int:
         problems = report.problems() + (_metric_problems(Path(path)) if report.ok else [])
         if not problems:
             print(f"{path}: valid PROV-JSON ({report.json_records} records; prov round-trip and W3C schema pass)")
+            if report.undefined_terms:  # a user's own attribute names, or a document of another release
+                print(f"  note: {len(report.undefined_terms)} yprov: term(s) not in the vocabulary "
+                      f"(`yprov4ml convert --vocabulary`): {', '.join(report.undefined_terms[:20])}")
         else:
             failed += 1
             print(f"{path}: INVALID", file=sys.stderr)

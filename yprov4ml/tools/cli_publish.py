@@ -60,7 +60,26 @@ def _card(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
+    if args.vocabulary:
+        return _vocabulary(args)
+    if args.file is None or args.to is None:
+        args.parser.error("give a PROV-JSON file and --to FORMAT (or --vocabulary for the yprov: vocabulary)")
     print(convert(Path(args.file), args.to, Path(args.output) if args.output else None))
+    return 0
+
+
+def _vocabulary(args: argparse.Namespace) -> int:
+    """The yprov: vocabulary as Turtle: on stdout, or in -o FILE."""
+    from ..prov.vocabulary import vocabulary_text
+    from ..storage.files import atomic_write_bytes
+
+    if args.file is not None or args.to not in (None, "turtle"):
+        args.parser.error("--vocabulary prints the vocabulary (Turtle) and takes no FILE or other --to")
+    if args.output is None:
+        sys.stdout.write(vocabulary_text())
+        return 0
+    atomic_write_bytes(Path(args.output), vocabulary_text().encode("utf-8"))
+    print(args.output)
     return 0
 
 
@@ -82,9 +101,12 @@ def add_publish_parsers(sub: argparse._SubParsersAction) -> None:
 
     convert = sub.add_parser("convert", help="PROV-JSON (a rank document or a bundle) to PROV-N, Turtle/TriG/"
                              "N-Quads or PROV-XML with prov's serializers")
-    convert.add_argument("file", help="a PROV-JSON file")
-    convert.add_argument("--to", required=True, choices=["provn", "turtle", "trig", "nquads", "xml"],
+    convert.add_argument("file", nargs="?", help="a PROV-JSON file")
+    convert.add_argument("--to", choices=["provn", "turtle", "trig", "nquads", "xml"],
                          help="PROV-N; Turtle, TriG or N-Quads (bundles as named graphs); PROV-XML. All but "
                               "PROV-N need the convert extra")
-    convert.add_argument("-o", "--output", help="output file (default: beside the input, new suffix)")
-    convert.set_defaults(func=_convert)
+    convert.add_argument("--vocabulary", action="store_true",
+                         help="print the yprov: vocabulary (RDFS/OWL, Turtle) instead: every class and attribute")
+    convert.add_argument("-o", "--output", help="output file (default: beside the input, new suffix; "
+                                                "--vocabulary: stdout)")
+    convert.set_defaults(func=_convert, parser=convert)
