@@ -50,11 +50,20 @@ def record(save_dir: Path, experiment: str = "mlflow-link", **start) -> Path:
         yprov4ml.log_metric("odd/key?", value, "validation", step * 10**12)
     yprov4ml.log_metric("acc", 0.9, "evaluation")
     model = torch.nn.Linear(3, 1)
+    data = torch.utils.data.TensorDataset(torch.arange(12.0).reshape(4, 3), torch.zeros(4, 1))
+    yprov4ml.log_dataset("train_data", torch.utils.data.DataLoader(data, batch_size=2), "training")
     yprov4ml.save_model_version(model, "net", "training", 0)
     notes = save_dir.parent / "notes.txt"
     notes.write_text("hello mlflow\n")
     yprov4ml.log_artifact(notes, "evaluation")
     return yprov4ml.end_run()
+
+
+def all_artifacts(client: MlflowClient, mlflow_id: str, folder: str | None = None) -> set[str]:
+    found = set()
+    for item in client.list_artifacts(mlflow_id, folder):
+        found |= all_artifacts(client, mlflow_id, item.path) if item.is_dir else {item.path}
+    return found
 
 
 def same_value(a: float, b: float) -> bool:
@@ -84,15 +93,29 @@ def check_mlflow_copy(client: MlflowClient, mlflow_id: str, prov_path: Path, inf
         assert [m.timestamp for m in history] == [to_ms(t) for t in data.times]
         expected = [FLOAT_MAX * (1 if v > 0 else -1) if infinity_as_max and math.isinf(v) else v for v in data.values]
         assert all(same_value(m.value, v) for m, v in zip(history, expected)), (key, history[:6])
-    files = {f.path for f in client.list_artifacts(mlflow_id, "models/rank0")} | \
-            {f.path for f in client.list_artifacts(mlflow_id, "artifacts/rank0")} | \
-            {f.path for f in client.list_artifacts(mlflow_id, "provenance")}
-    assert files == {"models/rank0/net.v1.pt", "artifacts/rank0/notes.txt", "provenance/prov.rank0.json"}
+    # the record's own files at their places, the PROV-JSON and the one file of names MLflow's keys lose
+    files = all_artifacts(client, mlflow_id)
+    assert {"models/rank0/net.v1.pt", "artifacts/rank0/notes.txt", "metrics.rank0.ymetric", "journal.rank0.jsonl",
+            "provenance/prov.rank0.json", "provenance/mlflow_names.json"} <= files
+    assert not [t for t in tags if t.startswith(("yprov4ml.series.", "yprov4ml.param."))]  # no tag per name
+    # MLflow's Dataset and Model columns: the dataset as an input, the model version as a logged model
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "train_data" and dataset.dataset.digest == view.datasets[0]["sha256"][:36]
+    assert {t.key: t.value for t in dataset.tags}["mlflow.data.context"] == "training"
+    (output,) = run.outputs.model_outputs
+    model = client.get_logged_model(output.model_id)
+    assert model.name == "net-v1" and model.status == "READY" and model.model_type == "torch"
+    assert model.tags["yprov4ml.sha256"] == view.models[0]["sha256"]
+    assert model.params["parameter_count"] == "4"
 
 
 def check_imported(original: Path, imported: Path) -> None:
-    """The imported run has the original's params (typed) and every point (times within MLflow's 1 ms)."""
+    """The imported record is the original: the same document, record by record, and every file it names."""
     assert_valid_prov(imported)
+    assert json.loads(imported.read_text()) == json.loads(original.read_text())  # ids, types, attributes, relations
+    for name in ("metrics.rank0.ymetric", "journal.rank0.jsonl", "models/rank0/net.v1.pt", "artifacts/rank0/notes.txt"):
+        assert (imported.parent / name).read_bytes() == (original.parent / name).read_bytes(), name
+    assert json.loads((imported.parent / "imported_from_mlflow.json").read_text())["rank"] == 0
     before, after = load_run(original), load_run(imported)
     assert after.params == before.params
     assert set(after.metrics) == set(before.metrics)
@@ -121,10 +144,8 @@ def test_export_to_sqlite_twice_and_import_back(tmp_path, monkeypatch):
     assert back.returncode == 0, back.stderr
     imported = Path(back.stdout.split()[0])
     check_imported(prov_path, imported)
-    attrs = json.loads(imported.read_text())["activity"]
-    run_activity = next(a for a in attrs.values() if "yprov:mlflow_run_id" in a)
-    assert run_activity["yprov:mlflow_run_id"] == runs[0].info.run_id
-    assert (imported.parent / "artifacts" / "models" / "rank0" / "net.v1.pt").is_file()
+    assert json.loads((imported.parent / "imported_from_mlflow.json").read_text())["mlflow_run_id"] == \
+        runs[0].info.run_id
     for command in (["show", str(imported.parent)], ["validate", str(imported)], ["compare", str(imported.parent),
                                                                                  str(prov_path.parent)]):
         done = cli(*command)
@@ -437,6 +458,13 @@ def test_collected_run_exports_as_a_parent_with_one_child_per_rank(tmp_path, mon
         local = load_run(run_dir / f"prov.rank{rank}.json")
         assert sum(len(d) for d in local.metrics.values()) == sum(
             len(client.get_metric_history(child.info.run_id, f"{c}/{k}")) for k, c in local.metrics)
+    # the parent named: both ranks back into one directory, with the collection, each record as it was
+    back = cli("import", "mlflow", "--tracking-uri", uri, "--run-id", parent.info.run_id, "-o", str(tmp_path / "in"))
+    assert back.returncode == 0, back.stderr
+    imported = tmp_path / "in" / "ranks" / run_dir.name
+    for name in ("prov.rank0.json", "prov.rank1.json", "collection.json", "metrics.rank1.ymetric"):
+        assert (imported / name).read_bytes() == (run_dir / name).read_bytes(), name
+    assert [load_run(imported, rank=r).problems for r in (0, 1)] == [[], []]
 
 
 def test_import_takes_a_foreign_or_tampered_run_without_trusting_its_tags(tmp_path, monkeypatch):
@@ -460,3 +488,38 @@ def test_import_takes_a_foreign_or_tampered_run_without_trusting_its_tags(tmp_pa
     assert view.rank == 0 and view.params == {"lr": 0.1, "batch": 32} and view.problems == []
     assert sorted(view.metrics) == [("acc", "training"), ("loss", "training")]
     assert_valid_prov(imported)
+
+
+def test_an_exported_record_is_imported_without_trusting_its_places(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    prov_path = record(tmp_path / "prov")
+    document = json.loads(prov_path.read_text())
+    model = next(e for e in document["entity"].values() if "/model/" in json.dumps(e.get("prov:type")) or
+                 e.get("prov:location", "").startswith("models/"))
+    model["prov:location"] = "../../../escape.pt"  # a tampered record: its place leaves the run directory
+    tampered = tmp_path / "upload" / "prov.rank0.json"
+    tampered.parent.mkdir()
+    tampered.write_text(json.dumps(document))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    mlflow_id = client.create_run(client.create_experiment("tampered")).info.run_id
+    client.log_artifact(mlflow_id, str(tampered), "provenance")
+    client.log_artifact(mlflow_id, str(prov_path.parent / "metrics.rank0.ymetric"))
+    (tmp_path / "upload" / "other").mkdir()
+    (tmp_path / "upload" / "other" / "prov.rank0.json").write_text('{"entity": {}}')  # not a record at all
+    other = client.create_run(client.get_experiment_by_name("tampered").experiment_id).info.run_id
+    client.log_artifact(other, str(tmp_path / "upload" / "other" / "prov.rank0.json"), "provenance")
+    client.log_metric(other, "loss", 0.5, step=0)
+    for run in (mlflow_id, other):
+        client.set_terminated(run)
+    done = cli("import", "mlflow", "--tracking-uri", uri, "--experiment", "tampered", "-o", str(tmp_path / "in"))
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.rglob("escape.pt"))
+    assert "is not a yprov4ml record" in done.stderr and "rebuilt from MLflow's data" in done.stderr
+    paths = [Path(line) for line in done.stdout.split()]
+    kept = next(p for p in paths if json.loads(p.read_text()) == document)  # the record as it was sent
+    assert load_run(kept).metric("loss").steps == list(range(2500))  # with the metric file it names
+    # the journal and the logged file were not uploaded: named, and the rest imported
+    assert "file(s) its record names" in done.stderr and "journal.rank0.jsonl" in done.stderr
+    rebuilt = next(p for p in paths if p != kept)
+    assert load_run(rebuilt).metric("loss").values == [0.5]

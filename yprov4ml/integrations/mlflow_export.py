@@ -17,7 +17,8 @@ from ..prov.reader import RunView, load_run
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from . import mlflow_names as names
 from .mlflow_link import is_mlflow_error, mlflow_client, translated
-from .mlflow_send import experiment_id, identity_tags, log_files, log_params, parent_tags, send_series
+from .mlflow_send import (NameBook, experiment_id, identity_tags, log_datasets_and_models, log_files, log_params,
+                          parent_tags, send_series)
 
 
 @dataclass
@@ -94,7 +95,9 @@ def _parent_run(client: Any, exp_id: str, views: list[RunView], run_dir: Path) -
     run = client.create_run(exp_id, start_time=names.to_ms(min(starts)) if starts else None, tags=tags,
                             run_name=f"{first.run_id} ({len(views)} ranks)")
     mlflow_id = run.info.run_id
-    log_params(client, mlflow_id, first.params)
+    book = NameBook()
+    log_params(client, mlflow_id, first.params, book)
+    book.upload(client, mlflow_id)
     collection = run_dir / COLLECTION_FILE
     if collection.is_file():
         client.log_artifact(mlflow_id, str(collection), "provenance")
@@ -123,13 +126,14 @@ def export_view(client: Any, exp_id: str, view: RunView, *, parent: str | None =
     run = client.create_run(exp_id, start_time=names.to_ms(start) if start else None, tags=tags,
                             run_name=f"{view.run_id} rank {view.rank}" if view.world_size > 1 else view.run_id)
     mlflow_id = run.info.run_id
-    log_params(client, mlflow_id, view.params)
+    book = NameBook()
+    log_params(client, mlflow_id, view.params, book)
     points = send_series(client, mlflow_id, [(k, c, d.unit, d.steps, d.times, d.values)
                                              for (k, c), d in sorted(view.metrics.items()) if d.kind == "scalar"],
-                          progress=progress)  # vectors stay in the PROV-JSON sent with the run
-    log_files(client, mlflow_id, view.run_dir,
-              [("models", m.get("prov:location")) for m in view.models] +
-              [("artifacts", a.get("prov:location")) for a in view.artifacts], view.prov_path)
+                         book, progress=progress)  # vectors stay in the metric file sent with the run
+    log_files(client, mlflow_id, view.prov_path)
+    log_datasets_and_models(client, exp_id, mlflow_id, view.prov_path)
+    book.upload(client, mlflow_id)
     if view.status in ("FINISHED", "FAILED", "KILLED"):
         end = _seconds(view.end_time)
         client.set_terminated(mlflow_id, view.status, end_time=names.to_ms(end) if end else None)

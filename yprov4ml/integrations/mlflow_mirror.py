@@ -47,6 +47,8 @@ class MlflowMirror:
         self._sent_params: set[str] = set()
         self._param_keys: set[str] = set()
         self._parent_param_keys: set[str] = set()
+        self._book: Any = None  # NameBook of the rank's MLflow run, and of the parent run (rank 0)
+        self._parent_book: Any = None
         self._warned = False
         self._final: tuple[str, Path, Path | None] | None = None
         self._wake = threading.Event()
@@ -152,10 +154,19 @@ class MlflowMirror:
         new = {key: p.value for key, p in list(self._run.record.params.items()) if key not in self._sent_params}
         if not new:
             return
-        log_params(self._client, self.mlflow_run_id, new, taken=self._param_keys)
+        log_params(self._client, self.mlflow_run_id, new, self._books()[0], taken=self._param_keys)
+        self._book.upload(self._client, self.mlflow_run_id)
         if self._parent_id and self._run.record.info.rank == 0:
-            log_params(self._client, self._parent_id, new, taken=self._parent_param_keys)
+            log_params(self._client, self._parent_id, new, self._parent_book, taken=self._parent_param_keys)
+            self._parent_book.upload(self._client, self._parent_id)
         self._sent_params.update(new)
+
+    def _books(self) -> tuple[Any, Any]:
+        if self._book is None:
+            from .mlflow_send import NameBook
+
+            self._book, self._parent_book = NameBook(), NameBook()
+        return self._book, self._parent_book
 
     def _send_points(self) -> None:
         """The whole records that reached the metric file since the last look, a batch at a time."""
@@ -176,20 +187,21 @@ class MlflowMirror:
                 last = first + names.METRICS_PER_BATCH
                 send_series(self._client, self.mlflow_run_id,
                             [(series.key, series.context, series.unit, data.steps[first:last], data.times[first:last],
-                              data.values[first:last])], progress=False, keys=self._series_keys)
+                              data.values[first:last])], self._books()[0], progress=False, keys=self._series_keys)
                 self._sent_of_part[number] = last
+        self._books()[0].upload(self._client, self.mlflow_run_id)  # a new series, or a first infinity
         self._offset = end
         self._sent_of_part.clear()
 
     def _finish_remote(self, status: str, document: Path, collection: Path | None) -> None:
-        from .mlflow_send import log_files
+        from .mlflow_send import log_datasets_and_models, log_files
 
         record = self._run.record
         info = record.info
         client = self._client
-        log_files(client, self.mlflow_run_id, Path(info.run_dir),
-                  [("models", m.path) for m in record.models] + [("artifacts", a.path) for a in record.artifacts],
-                  document)
+        log_files(client, self.mlflow_run_id, document)
+        log_datasets_and_models(client, self._experiment_id, self.mlflow_run_id, document)
+        self._books()[0].upload(client, self.mlflow_run_id)
         contexts = {c for _, c in record.metrics}
         client.set_tag(self.mlflow_run_id, "yprov4ml.status", status)
         client.set_tag(self.mlflow_run_id, "yprov4ml.contexts", ",".join(sorted(contexts)))

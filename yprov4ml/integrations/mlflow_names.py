@@ -4,8 +4,8 @@ MLflow keys allow only ``[/\\w.\\- :]`` and have no contexts; params are text.
 A series becomes the key ``<context>/<key>`` (MLflow's UI groups charts by the
 part before ``/``); whatever the MLflow form cannot carry exactly — the
 original key and context, a typed or ambiguous param value, infinities that
-SQL stores turn into ±float max — goes into a ``yprov4ml.*`` tag, so that an
-import gives back exactly what was exported.
+SQL stores turn into ±float max — goes into one artifact, ``NAMES_ARTIFACT``, so
+that an import gives back exactly what was exported.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ TAGS_PER_BATCH = 100
 RUN_ID_TAG = "yprov4ml.run_id"
 RANK_TAG = "yprov4ml.rank"
 COMPLETE_TAG = "yprov4ml.export_complete"
-SERIES_TAG = "yprov4ml.series."
+NAMES_ARTIFACT = "provenance/mlflow_names.json"  # what the keys and text lose: one artifact, not a tag per name
+SERIES_TAG = "yprov4ml.series."  # exports of earlier releases kept it in tags: still read on import
 PARAM_TAG = "yprov4ml.param."
 ALL_RANKS = "all"  # the rank tag of the parent run of a collected distributed run
 
@@ -81,16 +82,6 @@ def param_needs_tag(key: str, value: Any, key_in_mlflow: str) -> bool:
     text = param_text(value)
     return key != key_in_mlflow or len(text) > MAX_PARAM_TEXT or param_value(text) != value \
         or type(param_value(text)) is not type(value)
-
-
-def series_tag(key: str, context: str, unit: str | None, values: list[float]) -> str:
-    """What a series' MLflow key does not carry."""
-    info: dict[str, Any] = {"key": key, "context": context}
-    if unit:
-        info["unit"] = unit
-    if any(math.isinf(v) for v in values):
-        info["infinite"] = True  # SQL stores keep ±inf as ±float max: turned back on import
-    return json.dumps(info, ensure_ascii=False)
 
 
 def restore_infinity(value: float) -> float:

@@ -1,18 +1,51 @@
-"""Sending a run's parts to MLflow: experiment, tags, params, metric points in batches, files.
+"""Sending a run's parts to MLflow: experiment, tags, params, metric points in batches, files, datasets,
+logged models.
 
-Shared by the export of finished runs and the live mirror; reads nothing of
-a recorded run back (the mirror is on the writer's side).
+Shared by the export of finished runs and the live mirror. What MLflow's keys
+and text cannot carry goes into one artifact (``NameBook``), never into one
+tag per name that would crowd the run's tags.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..storage.files import resolve_inside
+from ..prov.decode import attributes, load_rank_document, prov_type, record_files
 from . import mlflow_names as names
+
+
+class NameBook:
+    """The original key, context and unit of each series, the exact value of each param whose MLflow text
+    loses it, and which series had infinities: one JSON artifact of the run (``names.NAMES_ARTIFACT``)."""
+
+    def __init__(self) -> None:
+        self.series: dict[str, dict[str, Any]] = {}
+        self.params: dict[str, dict[str, Any]] = {}
+        self.changed = False
+
+    def describe_series(self, mlflow_key: str, key: str, context: str, unit: str | None, infinite: bool) -> None:
+        before = self.series.get(mlflow_key)
+        entry = {"key": key, "context": context, **({"unit": unit} if unit else {}),
+                 **({"infinite": True} if infinite or (before or {}).get("infinite") else {})}
+        if entry != before:
+            self.series[mlflow_key] = entry
+            self.changed = True
+
+    def keep_param(self, mlflow_key: str, key: str, value: Any) -> None:
+        self.params[mlflow_key] = {"key": key, "value": value}
+        self.changed = True
+
+    def upload(self, client: Any, mlflow_id: str) -> None:
+        """Send the book when something was added since the last upload (it replaces the one before)."""
+        if self.changed:
+            text = json.dumps({"series": self.series, "params": self.params}, ensure_ascii=False, default=str)
+            client.log_text(mlflow_id, text, names.NAMES_ARTIFACT)
+            self.changed = False
 
 
 def experiment_id(client: Any, name: str, artifact_location: str | None = None) -> str:
@@ -53,50 +86,40 @@ def identity_tags(run_id: str, rank: int, world_size: int, experiment: str, stat
     return tags
 
 
-def log_params(client: Any, mlflow_id: str, params: dict[str, Any], taken: set[str] | None = None) -> None:
-    """Params as MLflow text, with a tag holding the exact value where the text loses it.
+def log_params(client: Any, mlflow_id: str, params: dict[str, Any], book: NameBook,
+               taken: set[str] | None = None) -> None:
+    """Params as MLflow text; the exact value goes into ``book`` where the text loses it.
 
     ``taken`` (MLflow param keys used before, updated here) lets a caller send params in several parts.
     """
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param
 
     keys = names.unique_keys(sorted(params), taken)
-    batch_params, batch_tags = [], []
+    batch_params = []
     for key in sorted(params):
         value, in_mlflow = params[key], keys[key]
         batch_params.append(Param(in_mlflow, names.param_text(value)[: names.MAX_PARAM_TEXT]))
         if names.param_needs_tag(key, value, in_mlflow):
-            exact = json.dumps({"key": key, "value": value}, ensure_ascii=False, default=str)
-            if len(exact) <= names.MAX_TAG_TEXT:
-                batch_tags.append(RunTag(names.PARAM_TAG + in_mlflow, exact))
+            book.keep_param(in_mlflow, key, value)
     for start in range(0, len(batch_params), names.TAGS_PER_BATCH):
         client.log_batch(mlflow_id, params=batch_params[start: start + names.TAGS_PER_BATCH])
-    _log_tags(client, mlflow_id, batch_tags)
-
-
-def _log_tags(client: Any, mlflow_id: str, tags: list[Any]) -> None:
-    for start in range(0, len(tags), names.TAGS_PER_BATCH):
-        client.log_batch(mlflow_id, tags=tags[start: start + names.TAGS_PER_BATCH])
 
 
 def send_series(client: Any, mlflow_id: str, series: list[tuple[str, str, str | None, list, list, list]],
-                *, progress: bool = True, keys: dict[str, str] | None = None) -> int:
+                book: NameBook, *, progress: bool = True, keys: dict[str, str] | None = None) -> int:
     """Log every point of each (key, context, unit, steps, times, values) in batches of 1,000; the count sent.
 
-    ``keys`` (``<context>/<key>`` → MLflow key, filled here) lets a caller send series in several parts:
-    a series already in it keeps its key, and its description tag is sent again only to flag infinities.
+    Each series is described in ``book``. ``keys`` (``<context>/<key>`` → MLflow key, filled here) lets a
+    caller send series in several parts: a series already in it keeps its key.
     """
-    from mlflow.entities import Metric, RunTag
+    from mlflow.entities import Metric
     from tqdm import tqdm
 
     keys = {} if keys is None else keys
     new = [f"{context}/{key}" for key, context, *_ in series if f"{context}/{key}" not in keys]
-    fresh = names.unique_keys(new, set(keys.values()))
-    keys.update(fresh)
-    _log_tags(client, mlflow_id, [RunTag(names.SERIES_TAG + keys[f"{context}/{key}"],
-                                         names.series_tag(key, context, unit, values))
-                                  for key, context, unit, _, _, values in series
-                                  if f"{context}/{key}" in fresh or any(map(math.isinf, values))])
+    keys.update(names.unique_keys(new, set(keys.values())))
+    for key, context, unit, _, _, values in series:
+        book.describe_series(keys[f"{context}/{key}"], key, context, unit, any(map(math.isinf, values)))
     total = sum(len(values) for *_, values in series)
     sent = 0
     with tqdm(total=total, unit="pt", desc=f"MLflow run {mlflow_id[:8]}", disable=not progress or None,
@@ -118,21 +141,64 @@ def send_series(client: Any, mlflow_id: str, series: list[tuple[str, str, str | 
     return sent
 
 
-def log_files(client: Any, mlflow_id: str, run_dir: Path, files: list[tuple[str, Any]], document: Path) -> None:
-    """Model versions and logged files ((folder, location in the run directory)) and the PROV-JSON, as artifacts.
+def log_files(client: Any, mlflow_id: str, document: Path) -> None:
+    """Every file of the rank's record, at its place in the run directory (``metrics.rank0.ymetric``,
+    ``models/rank0/net.v1.pt``, ``source/rank0/...``), and the PROV-JSON under ``provenance/``.
 
-    A file keeps its place in the run directory (``models/rank0/net.v1.pt``); one
-    outside it (logged with ``copy=False``, or a location that leaves the run directory) is left out.
+    With them an import gives back the record itself, not a rebuilding of it. A file the document places
+    outside the run directory (logged with ``copy=False``, or a hostile location) is left out.
     """
-    base = Path(run_dir).resolve()
-    for folder, location in files:
-        path = resolve_inside(base, location) if isinstance(location, str) else None
-        if path is None or not path.exists():
-            continue
+    doc = load_rank_document(document)
+    base = document.parent.resolve()
+    for path in record_files(doc):
         place = path.relative_to(base)
         if path.is_dir():
             client.log_artifacts(mlflow_id, str(path), place.as_posix())
         else:
             parent = place.parent.as_posix()
-            client.log_artifact(mlflow_id, str(path), folder if parent in ("", ".") else parent)
+            client.log_artifact(mlflow_id, str(path), None if parent in ("", ".") else parent)
     client.log_artifact(mlflow_id, str(document), "provenance")
+
+
+def log_datasets_and_models(client: Any, experiment_id: str, mlflow_id: str, document: Path) -> None:
+    """The rank's datasets as MLflow dataset inputs of the run, and its model versions as MLflow logged
+    models with their files, so that MLflow's Dataset and Model columns show them."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput
+
+    doc = load_rank_document(document)
+    entities = [(prov_type(e), attributes(e)) for e in (doc.data.get("entity") or {}).values()]
+    inputs = [DatasetInput(Dataset(
+        name=str(a.get("label") or a.get("prov:label") or "dataset"), digest=str(a.get("sha256") or "")[:36] or "-",
+        source_type="yprov4ml", source=json.dumps({"run_id": doc.run_id, "rank": doc.rank, "label": a.get("label")}),
+        profile=json.dumps({k: a[k] for k in ("samples", "batch_size", "batches", "sample_shape") if k in a})),
+        tags=[InputTag("mlflow.data.context", str(a.get("context") or "training"))])
+        for kind, a in entities if kind == "yprov:Dataset"]
+    if inputs:
+        client.log_inputs(mlflow_id, datasets=inputs)
+    outputs = []
+    for kind, a in entities:
+        path = _inside(document.parent, a.get("prov:location")) if kind == "yprov:ModelVersion" else None
+        if path is None or not path.is_file():
+            continue
+        framework = str(a.get("framework") or "")
+        model = client.create_logged_model(
+            experiment_id, name=names.mlflow_key(f"{a.get('model_name') or path.stem}-v{a.get('version', 1)}"),
+            source_run_id=mlflow_id, model_type=framework.split(" ")[0] or None,
+            params={k: str(a[k]) for k in ("framework", "parameter_count", "trainable_parameter_count", "version",
+                                           "step", "final") if k in a},
+            tags={"yprov4ml.sha256": str(a.get("sha256", "")), "yprov4ml.location": path.relative_to(
+                document.parent.resolve()).as_posix()})
+        with tempfile.TemporaryDirectory() as folder:  # MLflow takes a model's files as a folder
+            shutil.copy2(path, Path(folder) / path.name)
+            client.log_model_artifacts(model.model_id, folder)
+        client.finalize_logged_model(model.model_id, "READY")
+        step = a.get("step")
+        outputs.append(LoggedModelOutput(model.model_id, step if isinstance(step, int) else 0))
+    if outputs:
+        client.log_outputs(mlflow_id, outputs)
+
+
+def _inside(run_dir: Path, location: Any) -> Path | None:
+    from ..storage.files import resolve_inside
+
+    return resolve_inside(run_dir, location) if isinstance(location, str) else None

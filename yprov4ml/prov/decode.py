@@ -240,6 +240,9 @@ def load_rank_document(path: Path, task_id: str | None = None) -> RankDocument:
 
 
 FILE_TYPES = ("yprov:MetricSeries", "yprov:ModelVersion", "yprov:Artifact")
+# the attributes whose text is a place in the run directory (a location may end in #fragment: a part of a file)
+_PLACE_ATTRIBUTES = ("prov:location", "yprov:snapshot", "yprov:uncommitted_patch", "yprov:layers_description",
+                     "yprov:exported_as")
 
 
 def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
@@ -256,3 +259,29 @@ def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
         if kind in FILE_TYPES and isinstance(location, str):
             out.append((kind, location, resolve_inside(doc.path.parent, location)))
     return out
+
+
+def record_places(doc: RankDocument) -> list[str]:
+    """Every place in the run directory that a rank document names, as the document writes it (fragment
+    dropped): metric files, model versions, artifacts, the journal that holds the random states, the source
+    snapshot, metric exports. A place that would leave the run directory is left out, as in
+    ``document_files``."""
+    found: set[str] = set()
+    base = doc.path.parent.resolve()
+    for entity in (doc.data.get("entity") or {}).values():
+        if not isinstance(entity, dict):
+            continue
+        for key in _PLACE_ATTRIBUTES:
+            place = entity.get(key)
+            place = place.partition("#")[0] if isinstance(place, str) else None
+            path = resolve_inside(base, place) if place else None
+            if path is not None and path != base:
+                found.add(path.relative_to(base).as_posix())
+    return sorted(found)
+
+
+def record_files(doc: RankDocument) -> list[Path]:
+    """The files and folders of ``record_places`` that exist: what a copy of the record needs to be read,
+    checked and reproduced elsewhere."""
+    base = doc.path.parent.resolve()
+    return [path for place in record_places(doc) if (path := base / place).exists()]

@@ -191,6 +191,8 @@ def _export_mlflow(args: argparse.Namespace) -> int:
 def _import_mlflow(args: argparse.Namespace) -> int:
     from ..integrations.mlflow_import import import_runs
 
+    # one progress bar per downloaded file would bury the paths printed here (the user's own setting wins)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for path in import_runs(_tracking_uri(args), args.output, run_ids=args.run_id, experiment=args.experiment):
         print(path)
     return 0
