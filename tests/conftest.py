@@ -109,6 +109,17 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped, and ${NO_SKIPS}=1 forbids skips: {reason}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a module skipped whole (a module-level ``pytest.importorskip``): an error, not a skip."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get(NO_SKIPS) == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"a whole module skipped, and ${NO_SKIPS}=1 forbids skips: {reason}"
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
     """The example pipeline, end to end: preprocess → train under mpiexec -n 2 → evaluate."""

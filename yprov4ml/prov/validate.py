@@ -12,7 +12,6 @@ from typing import Any
 
 from ..errors import DocumentError
 from ..storage.files import read_json
-from .vocabulary import undefined_terms
 
 _NOT_RECORDS = {"prefix", "bundle"}
 
@@ -107,6 +106,8 @@ def validate_document(data: dict[str, Any], path: str = "<document>") -> Validat
     import io
 
     from prov.serializers.provjson import ProvJSONSerializer
+
+    from .vocabulary import undefined_terms
 
     try:
         report = ValidationReport(path=path, json_records=count_records(data))
