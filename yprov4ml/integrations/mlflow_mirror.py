@@ -21,12 +21,14 @@ from typing import Any
 from ..storage.metric_file import read_records_from
 from . import mlflow_names as names
 from .mlflow_link import probe, require_mlflow
+from .mlflow_send import NameBook
 
 INTERVAL_S = 5.0      # between two looks at the files
 END_WAIT_S = 60.0     # the most end_run waits for the last points to be sent
 RETRY_AT_END_S = 10.0  # how long end_run keeps asking an MLflow that does not answer
 KILLED_WAIT_S = 5.0   # a killed job has seconds before SIGKILL
 PARENT_WAIT_S = 60.0  # how long a rank looks for the parent run that rank 0 creates
+PARENT_AT_END_S = 30.0  # at end_run, how long a rank that has not found it yet still looks (within END_WAIT_S)
 
 
 class MlflowMirror:
@@ -47,8 +49,8 @@ class MlflowMirror:
         self._sent_params: set[str] = set()
         self._param_keys: set[str] = set()
         self._parent_param_keys: set[str] = set()
-        self._book: Any = None  # NameBook of the rank's MLflow run, and of the parent run (rank 0)
-        self._parent_book: Any = None
+        self._book = NameBook()  # what MLflow's keys lose, for the rank's MLflow run and (rank 0) the parent
+        self._parent_book = NameBook()
         self._warned = False
         self._final: tuple[str, Path, Path | None] | None = None
         self._wake = threading.Event()
@@ -72,11 +74,21 @@ class MlflowMirror:
                 if time.monotonic() + 1.0 > deadline:
                     return
                 time.sleep(1.0)
+            if status != "KILLED":
+                self._await_parent()
             self._finish_remote(*self._final)
         except Exception as exc:
             self._offline(exc)
         finally:
             self.done.set()
+
+    def _await_parent(self) -> None:
+        """A rank that ends before rank 0's mirror made the parent run (a busy machine, a short run) looks a
+        while longer, so that it still becomes the parent's child instead of a run of its own."""
+        deadline = time.monotonic() + PARENT_AT_END_S
+        while self._parent_id is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            self._find_parent()
 
     def _sync(self) -> bool:
         """Send what is new; False (after one warning) when MLflow cannot be reached now."""
@@ -154,19 +166,12 @@ class MlflowMirror:
         new = {key: p.value for key, p in list(self._run.record.params.items()) if key not in self._sent_params}
         if not new:
             return
-        log_params(self._client, self.mlflow_run_id, new, self._books()[0], taken=self._param_keys)
+        log_params(self._client, self.mlflow_run_id, new, self._book, taken=self._param_keys)
         self._book.upload(self._client, self.mlflow_run_id)
         if self._parent_id and self._run.record.info.rank == 0:
             log_params(self._client, self._parent_id, new, self._parent_book, taken=self._parent_param_keys)
             self._parent_book.upload(self._client, self._parent_id)
         self._sent_params.update(new)
-
-    def _books(self) -> tuple[Any, Any]:
-        if self._book is None:
-            from .mlflow_send import NameBook
-
-            self._book, self._parent_book = NameBook(), NameBook()
-        return self._book, self._parent_book
 
     def _send_points(self) -> None:
         """The whole records that reached the metric file since the last look, a batch at a time."""
@@ -187,9 +192,9 @@ class MlflowMirror:
                 last = first + names.METRICS_PER_BATCH
                 send_series(self._client, self.mlflow_run_id,
                             [(series.key, series.context, series.unit, data.steps[first:last], data.times[first:last],
-                              data.values[first:last])], self._books()[0], progress=False, keys=self._series_keys)
+                              data.values[first:last])], self._book, progress=False, keys=self._series_keys)
                 self._sent_of_part[number] = last
-        self._books()[0].upload(self._client, self.mlflow_run_id)  # a new series, or a first infinity
+        self._book.upload(self._client, self.mlflow_run_id)  # a new series, or a first infinity
         self._offset = end
         self._sent_of_part.clear()
 
@@ -201,7 +206,7 @@ class MlflowMirror:
         client = self._client
         log_files(client, self.mlflow_run_id, document)
         log_datasets_and_models(client, self._experiment_id, self.mlflow_run_id, document)
-        self._books()[0].upload(client, self.mlflow_run_id)
+        self._book.upload(client, self.mlflow_run_id)
         contexts = {c for _, c in record.metrics}
         client.set_tag(self.mlflow_run_id, "yprov4ml.status", status)
         client.set_tag(self.mlflow_run_id, "yprov4ml.contexts", ",".join(sorted(contexts)))
