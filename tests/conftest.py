@@ -98,26 +98,26 @@ def recorded_run(save_dir: Path):
 NO_SKIPS = "YPROV4ML_NO_SKIPS"  # set by .ci/run: there, every environment the tests need is installed
 
 
+def _skip_as_failure(report, what: str) -> None:
+    """Under $YPROV4ML_NO_SKIPS=1 a skipped report becomes a failure naming why it skipped."""
+    if report.skipped and os.environ.get(NO_SKIPS) == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{what}, and ${NO_SKIPS}=1 forbids skips: {reason}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under $YPROV4ML_NO_SKIPS=1 a skipped test fails: a missing tool must not turn CI green."""
     outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get(NO_SKIPS) == "1":
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"skipped, and ${NO_SKIPS}=1 forbids skips: {reason}"
+    _skip_as_failure(outcome.get_result(), "skipped")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     """The same for a module skipped whole (a module-level ``pytest.importorskip``): an error, not a skip."""
     outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get(NO_SKIPS) == "1":
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"a whole module skipped, and ${NO_SKIPS}=1 forbids skips: {reason}"
+    _skip_as_failure(outcome.get_result(), "a whole module skipped")
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,7 @@ from ..prov.reader import RunView, load_run
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from . import mlflow_names as names
 from .mlflow_link import is_mlflow_error, mlflow_client, translated
-from .mlflow_send import (NameBook, experiment_id, identity_tags, log_datasets_and_models, log_files, log_params,
-                          parent_tags, send_series)
+from .mlflow_send import NameBook, experiment_id, identity_tags, log_params, parent_tags, send_record, send_series
 
 
 @dataclass
@@ -131,8 +130,7 @@ def export_view(client: Any, exp_id: str, view: RunView, *, parent: str | None =
     points = send_series(client, mlflow_id, [(k, c, d.unit, d.steps, d.times, d.values)
                                              for (k, c), d in sorted(view.metrics.items()) if d.kind == "scalar"],
                          book, progress=progress)  # vectors stay in the metric file sent with the run
-    log_files(client, mlflow_id, view.prov_path)
-    log_datasets_and_models(client, exp_id, mlflow_id, view.prov_path)
+    send_record(client, exp_id, mlflow_id, view.prov_path)
     book.upload(client, mlflow_id)
     if view.status in ("FINISHED", "FAILED", "KILLED"):
         end = _seconds(view.end_time)

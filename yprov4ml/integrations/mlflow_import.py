@@ -23,8 +23,7 @@ from ..prov.decode import RankDocument, checked_schema, rank_document, record_pl
 from ..prov.document import to_json
 from ..record import FileEntity, Param, RunInfo, RunRecord
 from ..storage.files import atomic_write_bytes, atomic_write_text, read_json_and_bytes, resolve_inside, sha256_of
-from ..storage.layout import COLLECTION_FILE
-from ..storage.layout import metric_file, prov_file
+from ..storage.layout import COLLECTION_FILE, metric_file, prov_file
 from ..storage.names import UniqueNames, safe_part
 from ..storage.series import MetricSeries
 from ..storage.writer import MetricFileWriter
@@ -97,7 +96,7 @@ def _exported_document(client: Any, run: Any, scratch: Path) -> tuple[RankDocume
     run has none, or one that is not a yprov4ml rank document (then MLflow's data is used, with a warning)."""
     rank = _count(run.data.tags.get(names.RANK_TAG), 0)
     place = f"provenance/prov.rank{rank}.json"
-    if place not in {item.path for item in client.list_artifacts(run.info.run_id, "provenance")}:
+    if not _has_provenance_file(client, run.info.run_id, place):
         return None
     path = Path(client.download_artifacts(run.info.run_id, place, str(scratch)))
     try:
@@ -145,14 +144,18 @@ def _import_record(client: Any, run: Any, out_dir: Path, doc: RankDocument, raw:
 
 def _import_collection(client: Any, parent: Any, run_dirs: set[Path]) -> None:
     """The collection of a distributed run, beside its ranks when they all came back into one directory."""
-    if len(run_dirs) != 1 or f"provenance/{COLLECTION_FILE}" not in {
-            item.path for item in client.list_artifacts(parent.info.run_id, "provenance")}:
+    if len(run_dirs) != 1 or not _has_provenance_file(client, parent.info.run_id, f"provenance/{COLLECTION_FILE}"):
         return
     (run_dir,) = run_dirs
     if not (run_dir / COLLECTION_FILE).exists():
         with tempfile.TemporaryDirectory() as scratch:
             downloaded = client.download_artifacts(parent.info.run_id, f"provenance/{COLLECTION_FILE}", scratch)
             shutil.move(downloaded, run_dir / COLLECTION_FILE)
+
+
+def _has_provenance_file(client: Any, mlflow_id: str, place: str) -> bool:
+    """Whether the MLflow run holds ``place``, a file under its ``provenance/`` folder."""
+    return place in {item.path for item in client.list_artifacts(mlflow_id, "provenance")}
 
 
 def _import_from_mlflow_data(client: Any, run: Any, out_dir: Path) -> Path:
@@ -216,7 +219,7 @@ def _name_book(client: Any, mlflow_id: str, tags: dict[str, str]) -> dict[str, d
     """What the export kept beside MLflow's keys and text: its names artifact, or (exports of earlier
     releases) its ``yprov4ml.series.*`` / ``yprov4ml.param.*`` tags. Only JSON objects are kept."""
     book: dict[str, dict[str, Any]] = {"series": {}, "params": {}}
-    if names.NAMES_ARTIFACT in {item.path for item in client.list_artifacts(mlflow_id, "provenance")}:
+    if _has_provenance_file(client, mlflow_id, names.NAMES_ARTIFACT):
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(client.download_artifacts(mlflow_id, names.NAMES_ARTIFACT, scratch))
             try:

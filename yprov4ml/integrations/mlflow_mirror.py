@@ -21,7 +21,7 @@ from typing import Any
 from ..storage.metric_file import read_records_from
 from . import mlflow_names as names
 from .mlflow_link import probe, require_mlflow
-from .mlflow_send import NameBook
+from .mlflow_send import NameBook, experiment_id, identity_tags, log_params, parent_tags, send_record, send_series
 
 INTERVAL_S = 5.0      # between two looks at the files
 END_WAIT_S = 60.0     # the most end_run waits for the last points to be sent
@@ -118,8 +118,6 @@ class MlflowMirror:
     def _connect(self) -> None:
         from mlflow import MlflowClient
 
-        from .mlflow_send import experiment_id, identity_tags
-
         client = MlflowClient(tracking_uri=self.tracking_uri)
         info = self._run.record.info
         self._experiment_id = experiment_id(client, info.experiment)
@@ -146,8 +144,6 @@ class MlflowMirror:
         if found:
             self._parent_id = found[0].info.run_id
         elif info.rank == 0:
-            from .mlflow_send import parent_tags
-
             tags = {**parent_tags(info.run_id, info.world_size, info.experiment, "RUNNING", info.user),
                     "yprov4ml.mirror": "live"}
             self._parent_id = self._client.create_run(
@@ -161,8 +157,6 @@ class MlflowMirror:
         self._client.set_tag(self.mlflow_run_id, "mlflow.parentRunId", self._parent_id)
 
     def _send_params(self) -> None:
-        from .mlflow_send import log_params
-
         new = {key: p.value for key, p in list(self._run.record.params.items()) if key not in self._sent_params}
         if not new:
             return
@@ -175,8 +169,6 @@ class MlflowMirror:
 
     def _send_points(self) -> None:
         """The whole records that reached the metric file since the last look, a batch at a time."""
-        from .mlflow_send import send_series
-
         path = self._run._writer.file.path
         if not path.exists() or path.stat().st_size <= self._offset:
             return
@@ -199,13 +191,10 @@ class MlflowMirror:
         self._sent_of_part.clear()
 
     def _finish_remote(self, status: str, document: Path, collection: Path | None) -> None:
-        from .mlflow_send import log_datasets_and_models, log_files
-
         record = self._run.record
         info = record.info
         client = self._client
-        log_files(client, self.mlflow_run_id, document)
-        log_datasets_and_models(client, self._experiment_id, self.mlflow_run_id, document)
+        send_record(client, self._experiment_id, self.mlflow_run_id, document)
         self._book.upload(client, self.mlflow_run_id)
         contexts = {c for _, c in record.metrics}
         client.set_tag(self.mlflow_run_id, "yprov4ml.status", status)

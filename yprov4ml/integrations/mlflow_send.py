@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..prov.decode import attributes, load_rank_document, prov_type, record_files
+from ..prov.decode import RankDocument, attributes, load_rank_document, prov_type, record_files
+from ..storage.files import resolve_inside
 from . import mlflow_names as names
 
 
@@ -141,15 +142,25 @@ def send_series(client: Any, mlflow_id: str, series: list[tuple[str, str, str | 
     return sent
 
 
-def log_files(client: Any, mlflow_id: str, document: Path) -> None:
+def send_record(client: Any, experiment_id: str, mlflow_id: str, document: Path) -> None:
+    """A finished rank's record in MLflow: its files, its datasets as dataset inputs, its model versions as
+    logged models (the document read once, for all three)."""
+    doc = load_rank_document(document)
+    _log_files(client, mlflow_id, doc)
+    entities = [(prov_type(e), attributes(e)) for e in (doc.data.get("entity") or {}).values()]
+    _log_datasets(client, mlflow_id, doc, [a for kind, a in entities if kind == "yprov:Dataset"])
+    _log_models(client, experiment_id, mlflow_id, doc.path.parent.resolve(),
+                [a for kind, a in entities if kind == "yprov:ModelVersion"])
+
+
+def _log_files(client: Any, mlflow_id: str, doc: RankDocument) -> None:
     """Every file of the rank's record, at its place in the run directory (``metrics.rank0.ymetric``,
     ``models/rank0/net.v1.pt``, ``source/rank0/...``), and the PROV-JSON under ``provenance/``.
 
     With them an import gives back the record itself, not a rebuilding of it. A file the document places
     outside the run directory (logged with ``copy=False``, or a hostile location) is left out.
     """
-    doc = load_rank_document(document)
-    base = document.parent.resolve()
+    base = doc.path.parent.resolve()
     for path in record_files(doc):
         place = path.relative_to(base)
         if path.is_dir():
@@ -157,27 +168,30 @@ def log_files(client: Any, mlflow_id: str, document: Path) -> None:
         else:
             parent = place.parent.as_posix()
             client.log_artifact(mlflow_id, str(path), None if parent in ("", ".") else parent)
-    client.log_artifact(mlflow_id, str(document), "provenance")
+    client.log_artifact(mlflow_id, str(doc.path), "provenance")
 
 
-def log_datasets_and_models(client: Any, experiment_id: str, mlflow_id: str, document: Path) -> None:
-    """The rank's datasets as MLflow dataset inputs of the run, and its model versions as MLflow logged
-    models with their files, so that MLflow's Dataset and Model columns show them."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput
+def _log_datasets(client: Any, mlflow_id: str, doc: RankDocument, datasets: list[dict[str, Any]]) -> None:
+    """The rank's datasets as MLflow dataset inputs of the run (MLflow's Dataset column)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    doc = load_rank_document(document)
-    entities = [(prov_type(e), attributes(e)) for e in (doc.data.get("entity") or {}).values()]
     inputs = [DatasetInput(Dataset(
         name=str(a.get("label") or a.get("prov:label") or "dataset"), digest=str(a.get("sha256") or "")[:36] or "-",
         source_type="yprov4ml", source=json.dumps({"run_id": doc.run_id, "rank": doc.rank, "label": a.get("label")}),
         profile=json.dumps({k: a[k] for k in ("samples", "batch_size", "batches", "sample_shape") if k in a})),
-        tags=[InputTag("mlflow.data.context", str(a.get("context") or "training"))])
-        for kind, a in entities if kind == "yprov:Dataset"]
+        tags=[InputTag("mlflow.data.context", str(a.get("context") or "training"))]) for a in datasets]
     if inputs:
         client.log_inputs(mlflow_id, datasets=inputs)
+
+
+def _log_models(client: Any, experiment_id: str, mlflow_id: str, base: Path, models: list[dict[str, Any]]) -> None:
+    """The rank's model versions as MLflow logged models with their files (MLflow's Model column)."""
+    from mlflow.entities import LoggedModelOutput
+
     outputs = []
-    for kind, a in entities:
-        path = _inside(document.parent, a.get("prov:location")) if kind == "yprov:ModelVersion" else None
+    for a in models:
+        location = a.get("prov:location")
+        path = resolve_inside(base, location) if isinstance(location, str) else None
         if path is None or not path.is_file():
             continue
         framework = str(a.get("framework") or "")
@@ -186,8 +200,7 @@ def log_datasets_and_models(client: Any, experiment_id: str, mlflow_id: str, doc
             source_run_id=mlflow_id, model_type=framework.split(" ")[0] or None,
             params={k: str(a[k]) for k in ("framework", "parameter_count", "trainable_parameter_count", "version",
                                            "step", "final") if k in a},
-            tags={"yprov4ml.sha256": str(a.get("sha256", "")), "yprov4ml.location": path.relative_to(
-                document.parent.resolve()).as_posix()})
+            tags={"yprov4ml.sha256": str(a.get("sha256", "")), "yprov4ml.location": path.relative_to(base).as_posix()})
         with tempfile.TemporaryDirectory() as folder:  # MLflow takes a model's files as a folder
             shutil.copy2(path, Path(folder) / path.name)
             client.log_model_artifacts(model.model_id, folder)
@@ -196,9 +209,3 @@ def log_datasets_and_models(client: Any, experiment_id: str, mlflow_id: str, doc
         outputs.append(LoggedModelOutput(model.model_id, step if isinstance(step, int) else 0))
     if outputs:
         client.log_outputs(mlflow_id, outputs)
-
-
-def _inside(run_dir: Path, location: Any) -> Path | None:
-    from ..storage.files import resolve_inside
-
-    return resolve_inside(run_dir, location) if isinstance(location, str) else None
