@@ -52,7 +52,7 @@ def record(save_dir: Path, experiment: str = "mlflow-link", **start) -> Path:
     model = torch.nn.Linear(3, 1)
     data = torch.utils.data.TensorDataset(torch.arange(12.0).reshape(4, 3), torch.zeros(4, 1))
     yprov4ml.log_dataset("train_data", torch.utils.data.DataLoader(data, batch_size=2), "training")
-    yprov4ml.save_model_version(model, "net", "training", 0)
+    yprov4ml.save_model_version(model, "net", "training", 0, mlflow_format=True)  # MLflow's torch flavour too
     notes = save_dir.parent / "notes.txt"
     notes.write_text("hello mlflow\n")
     yprov4ml.log_artifact(notes, "evaluation")
@@ -106,14 +106,34 @@ def check_mlflow_copy(client: MlflowClient, mlflow_id: str, prov_path: Path, inf
     model = client.get_logged_model(output.model_id)
     assert model.name == "net-v1" and model.status == "READY" and model.model_type == "torch"
     assert model.tags["yprov4ml.sha256"] == view.models[0]["sha256"]
-    assert model.params["parameter_count"] == "4"
+    assert model.params["parameter_count"] == "4" and model.tags["yprov4ml.flavour"] == "pytorch"
+    check_torch_flavour(model, client.tracking_uri, torch_input=[[1.0, 2.0, 3.0]],
+                        expected=view.models[0], run_dir=prov_path.parent)
+
+
+def check_torch_flavour(model, tracking_uri: str, torch_input: list, expected: dict, run_dir: Path) -> None:
+    """The logged model loads with mlflow.pytorch as the module the run saved: same weights, same output."""
+    import mlflow.pytorch
+    import torch
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, tracking_uri=tracking_uri)
+    assert (Path(local) / "MLmodel").is_file() and (Path(local) / Path(expected["prov:location"]).name).is_file()
+    loaded = mlflow.pytorch.load_model(local)
+    state = torch.load(run_dir / expected["prov:location"], weights_only=True)  # the run's own checkpoint
+    assert isinstance(loaded, torch.nn.Module)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items()) and state
+    pyfunc = mlflow.pyfunc.load_model(local)  # MLflow's generic loader serves it too
+    with torch.no_grad():
+        assert torch.allclose(torch.as_tensor(pyfunc.predict(torch.tensor(torch_input).numpy())),
+                              loaded(torch.tensor(torch_input)))
 
 
 def check_imported(original: Path, imported: Path) -> None:
     """The imported record is the original: the same document, record by record, and every file it names."""
     assert_valid_prov(imported)
     assert json.loads(imported.read_text()) == json.loads(original.read_text())  # ids, types, attributes, relations
-    for name in ("metrics.rank0.ymetric", "journal.rank0.jsonl", "models/rank0/net.v1.pt", "artifacts/rank0/notes.txt"):
+    for name in ("metrics.rank0.ymetric", "journal.rank0.jsonl", "models/rank0/net.v1.pt", "artifacts/rank0/notes.txt",
+                 "models/rank0/net.v1.mlflow/MLmodel", "models/rank0/net.v1.mlflow/data/model.pth"):
         assert (imported.parent / name).read_bytes() == (original.parent / name).read_bytes(), name
     assert json.loads((imported.parent / "imported_from_mlflow.json").read_text())["rank"] == 0
     before, after = load_run(original), load_run(imported)
@@ -287,6 +307,8 @@ while not (out / "go").exists() and time.time() < deadline:
     time.sleep(0.05)
 for step in range(300, 700):
     yprov4ml.log_metric("loss", 1.0 / (step + 1), "training", step)
+import torch
+yprov4ml.save_model_version(torch.nn.Linear(2, 1), "net", "training", 699)  # mirrored: the torch flavour too
 yprov4ml.end_run()
 """
 
@@ -325,6 +347,10 @@ def test_live_mirror_shows_points_while_the_run_goes_on(server, tmp_path):
     assert [m.timestamp for m in history] == [to_ms(t) for t in local.times]
     again = cli("export", "mlflow", str(prov_path.parent), "--tracking-uri", server.uri, "-q")
     assert "already there" in again.stdout, again.stdout + again.stderr  # the mirror is the export
+    (output,) = client.get_run(found.info.run_id).outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.tags["yprov4ml.flavour"] == "pytorch"  # a mirrored torch module is saved in MLflow's format
+    check_torch_flavour(logged, server.uri, [[0.5, -1.0]], load_run(prov_path).models[0], prov_path.parent)
 
     shot = ui_screenshot(server, found, tmp_path)
     if os.environ.get("YPROV4ML_DOCS_SCREENSHOT"):  # how docs/img/mlflow-run.png is made
@@ -523,3 +549,15 @@ def test_an_exported_record_is_imported_without_trusting_its_places(tmp_path, mo
     assert "file(s) its record names" in done.stderr and "journal.rank0.jsonl" in done.stderr
     rebuilt = next(p for p in paths if p != kept)
     assert load_run(rebuilt).metric("loss").values == [0.5]
+
+
+def test_mlflow_format_of_a_model_that_is_no_torch_module_is_refused_and_nothing_is_lost(tmp_path):
+    yprov4ml.start_run("www.example.org", "flavour", tmp_path)
+    checkpoint = tmp_path / "weights.bin"
+    checkpoint.write_bytes(b"\0" * 16)
+    yprov4ml.save_model_version(checkpoint, "kept")
+    with pytest.raises(yprov4ml.errors.ArtifactError, match="torch.nn.Module.*leave mlflow_format out"):
+        yprov4ml.save_model_version(checkpoint, "refused", mlflow_format=True)
+    prov_path = yprov4ml.end_run()
+    assert [m["model_name"] for m in load_run(prov_path).models] == ["kept"]
+    assert "yprov:mlflow_model" not in prov_path.read_text()

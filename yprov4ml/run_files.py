@@ -222,13 +222,15 @@ class FileDirectives:
                            timestamp: float | None = None, *, final: bool = False, source: str | None = None,
                            incremental: bool = True, is_input: bool = False, log_copy_in_prov_directory: bool = True,
                            other_attrs: dict[str, Any] | None = None, log_model_info: bool = True,
-                           log_model_layers: bool = False) -> ModelVersion:
+                           log_model_layers: bool = False, mlflow_format: bool | None = None) -> ModelVersion:
         """Save a checkpoint of ``model``; versions of one name form a derivation chain.
 
         ``incremental=False`` keeps one file per name (each save replaces it, and its record);
         ``log_copy_in_prov_directory=False`` records a checkpoint file where it is, by reference and hash
         (a model object is always saved into the run directory: there is nothing else to refer to);
-        ``is_input`` records a model the run used (a pretrained one) rather than produced.
+        ``is_input`` records a model the run used (a pretrained one) rather than produced;
+        ``mlflow_format`` also writes a torch module in MLflow's pytorch flavour (``<name>.v<k>.mlflow/``), which
+        the MLflow export and mirror log as the loadable logged model: by default while the run mirrors to MLflow.
         """
         from .capture.models import checkpoint_suffix, describe_model, is_keras_model, save_model
 
@@ -260,6 +262,8 @@ class FileDirectives:
                 target = self.run_dir / relpath
                 target.parent.mkdir(parents=True, exist_ok=True)
                 save_model(model, target)
+                if self._wants_mlflow_format(mlflow_format, model):
+                    attributes["mlflow_model"] = self._save_mlflow_format(model, target, relpath)
             item = ModelVersion(
                 name=f"{model_name} v{version}", path=relpath, size=target.stat().st_size,
                 sha256=None, time=_now() if timestamp is None else as_time(timestamp),
@@ -273,6 +277,24 @@ class FileDirectives:
             self._add_file("model", item, self.record.models)
         self._in_background(item, target, None)  # the training loop does not wait for the digest
         return item
+
+    def _wants_mlflow_format(self, asked: bool | None, model: Any) -> bool:
+        """Whether this save also writes MLflow's pytorch flavour: as asked, else while the run mirrors."""
+        from .capture.models import is_torch_module
+
+        if asked is None:
+            return self._mirror is not None and is_torch_module(model)
+        if asked and not is_torch_module(model):
+            raise ArtifactError(f"mlflow_format=True writes MLflow's pytorch flavour of a torch.nn.Module, not of "
+                                f"a {type(model).__name__}: leave mlflow_format out for other models")
+        return bool(asked)
+
+    def _save_mlflow_format(self, model: Any, target: Path, relpath: str) -> str:
+        """The flavour's folder beside the checkpoint; its place in the run directory."""
+        from .integrations.mlflow_model_format import save_pytorch_flavour
+
+        save_pytorch_flavour(model, target.with_suffix(".mlflow"))
+        return str(Path(relpath).with_suffix(".mlflow").as_posix())
 
     def _layers_file(self, model: Any, model_name: str, context: str | None, when: float) -> str:
         """Write the per-layer description of ``model`` as a JSON artifact; its path in the run directory."""

@@ -185,8 +185,14 @@ def _log_datasets(client: Any, mlflow_id: str, doc: RankDocument, datasets: list
 
 
 def _log_models(client: Any, experiment_id: str, mlflow_id: str, base: Path, models: list[dict[str, Any]]) -> None:
-    """The rank's model versions as MLflow logged models with their files (MLflow's Model column)."""
+    """The rank's model versions as MLflow logged models with their files (MLflow's Model column).
+
+    A version saved with its MLflow pytorch flavour (``yprov:mlflow_model``) is logged as that MLflow model,
+    loadable with ``mlflow.pytorch.load_model("models:/<id>")``, its state-dict checkpoint beside it.
+    """
     from mlflow.entities import LoggedModelOutput
+
+    from .mlflow_model_format import is_mlflow_model_folder
 
     outputs = []
     for a in models:
@@ -194,14 +200,20 @@ def _log_models(client: Any, experiment_id: str, mlflow_id: str, base: Path, mod
         path = resolve_inside(base, location) if isinstance(location, str) else None
         if path is None or not path.is_file():
             continue
+        flavour_place = a.get("mlflow_model")
+        flavour = resolve_inside(base, flavour_place) if isinstance(flavour_place, str) else None
+        flavour = flavour if flavour is not None and is_mlflow_model_folder(flavour) else None
         framework = str(a.get("framework") or "")
         model = client.create_logged_model(
             experiment_id, name=names.mlflow_key(f"{a.get('model_name') or path.stem}-v{a.get('version', 1)}"),
             source_run_id=mlflow_id, model_type=framework.split(" ")[0] or None,
             params={k: str(a[k]) for k in ("framework", "parameter_count", "trainable_parameter_count", "version",
                                            "step", "final") if k in a},
-            tags={"yprov4ml.sha256": str(a.get("sha256", "")), "yprov4ml.location": path.relative_to(base).as_posix()})
+            tags={"yprov4ml.sha256": str(a.get("sha256", "")), "yprov4ml.location": path.relative_to(base).as_posix(),
+                  **({"yprov4ml.flavour": "pytorch"} if flavour else {})})
         with tempfile.TemporaryDirectory() as folder:  # MLflow takes a model's files as a folder
+            if flavour is not None:
+                shutil.copytree(flavour, folder, dirs_exist_ok=True)
             shutil.copy2(path, Path(folder) / path.name)
             client.log_model_artifacts(model.model_id, folder)
         client.finalize_logged_model(model.model_id, "READY")

@@ -74,15 +74,16 @@ class Form:
     paper: tuple[str, ...]
     upstream: tuple[str, ...]
     aliases: tuple[tuple[str, str], ...] = ()  # (upstream keyword, "object" or "name")
+    keyword_only: tuple[str, ...] = ()  # options of ours that neither order takes by position
 
 
 SAVE_MODEL_VERSION = Form("save_model_version", "model=..., model_name=...",
                           ("context", "step", "timestamp"),
                           ("context", "source", "step", "incremental", "is_input", "log_copy_in_prov_directory",
-                           "other_attrs"))
+                           "other_attrs"), keyword_only=("mlflow_format",))
 LOG_MODEL = Form("log_model", "model=..., model_label=...", ("context", "step"),
                  ("context", "source", "log_model_info", "log_model_layers", "log_copy_in_prov_directory",
-                  "is_input", "other_attrs"), (("model_name", "name"),))
+                  "is_input", "other_attrs"), (("model_name", "name"),), ("mlflow_format",))
 LOG_DATASET = Form("log_dataset", "dataset_or_loader=..., label=...", ("context",),
                    ("context", "source", "log_dataset_info", "other_attrs"),
                    (("dataset_label", "name"), ("dataset", "object")))
@@ -114,7 +115,7 @@ def resolve_form(form: Form, first: Any, second: Any, positional: tuple, options
     values = {key: value for key, value in zip(names, positional) if value is not None}
     if upstream and "source" in values and not isinstance(values["source"], str):
         values.setdefault("step", values.pop("source"))  # an earlier generation's (name, model, context, step)
-    allowed = set(form.paper) | set(form.upstream)
+    allowed = set(form.paper) | set(form.upstream) | set(form.keyword_only)
     for key, value in options.items():
         if key not in allowed:
             raise TypeError(f"{form.directive} got an unexpected keyword argument {key!r}")

@@ -242,7 +242,7 @@ def load_rank_document(path: Path, task_id: str | None = None) -> RankDocument:
 FILE_TYPES = ("yprov:MetricSeries", "yprov:ModelVersion", "yprov:Artifact")
 # the attributes whose text is a place in the run directory (a location may end in #fragment: a part of a file)
 _PLACE_ATTRIBUTES = ("prov:location", "yprov:snapshot", "yprov:uncommitted_patch", "yprov:layers_description",
-                     "yprov:exported_as")
+                     "yprov:exported_as", "yprov:mlflow_model")
 
 
 def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
