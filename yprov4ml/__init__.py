@@ -36,7 +36,9 @@ from .context import Context  # noqa: E402
 from .errors import (  # noqa: E402
     ArtifactError,
     DocumentError,
+    FilterSyntaxError,
     ForkedProcessError,
+    IndexUnavailableError,
     InvalidMetricError,
     MissingDependencyError,
     NotARunError,
@@ -66,8 +68,12 @@ from .integrations import upstream_paths  # noqa: E402
 Contexts = Context  # the name upstream's earlier generations use
 upstream_paths.install()  # upstream's module paths (yprov4ml.wrappers.indexed_dataset, ...) resolve here
 
-# Classes that need torch, Keras or Lightning: imported on first use, never by ``import yprov4ml``.
+# Classes that need torch, Keras or Lightning, and the readers of many runs: imported on first use, never by
+# ``import yprov4ml`` (the logging path stays light).
 _LAZY = {
+    "search_runs": "yprov4ml.search.query",
+    "RunSearchResult": "yprov4ml.search.query",
+    "lineage": "yprov4ml.search.lineage",
     "IndexedDatasetWrapper": "yprov4ml.integrations.indexed_dataset",
     "ProvenanceTrackedFunction": "yprov4ml.integrations.tracked",
     "ProvenanceTrackedModel": "yprov4ml.integrations.tracked",
@@ -100,5 +106,5 @@ __all__ = [
     "create_context", "log_sample_indices", "log_proof_of_learning_step", "log_provenance_documents",
     "YProvError", "RunNotActiveError", "RunAlreadyActiveError", "ParamConflictError", "InvalidMetricError",
     "ArtifactError", "ProvenanceDirError", "NotARunError", "ForkedProcessError", "DocumentError",
-    "MissingDependencyError",
+    "MissingDependencyError", "FilterSyntaxError", "IndexUnavailableError",
 ]

@@ -43,3 +43,11 @@ class MissingDependencyError(YProvError, ImportError):
 
 class ForkedProcessError(YProvError, RuntimeError):
     """A directive was called in a process forked from the one recording the run (a worker)."""
+
+
+class IndexUnavailableError(YProvError, OSError):
+    """The run index cannot be opened or written where asked; the message says where else to put it."""
+
+
+class FilterSyntaxError(YProvError, ValueError):
+    """A search filter that does not parse; the message names the position and what was expected."""

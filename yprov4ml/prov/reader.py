@@ -60,6 +60,12 @@ class RunView:
             seen.add(parent)
         return "/".join(path)
 
+    def _repr_html_(self) -> str:
+        """The run as HTML tables in Jupyter: facts, params, metrics, model versions."""
+        from ..search.notebook import run_html
+
+        return run_html(self)
+
     def metric(self, key: str, context: str = "training") -> MetricData:
         """One series; KeyError lists the series that exist."""
         try:
@@ -121,16 +127,21 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
     return view
 
 
+def parameter_value(attrs: dict[str, Any]) -> Any:
+    """The value of a ``yprov:Parameter`` (decoded attributes): a list or dict recorded as JSON comes back."""
+    value = attrs.get("value")
+    if attrs.get("value_type") and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            pass
+    return value
+
+
 def _read_entity(view: RunView, kind: str, attrs: dict[str, Any], files: dict[Path, MetricsFile | str]) -> None:
     """Fold one entity of a rank document into the view."""
     if kind == "yprov:Parameter":
-        value = attrs.get("value")
-        if attrs.get("value_type") and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except (ValueError, RecursionError):
-                pass
-        view.params[attrs.get("key", attrs.get("prov:label"))] = value
+        view.params[attrs.get("key", attrs.get("prov:label"))] = parameter_value(attrs)
     elif kind in ("yprov:MetricSeries", "yprov:SampleIndices"):
         data = _metric_series(view, attrs, files)
         if data is not None:

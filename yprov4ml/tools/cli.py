@@ -153,7 +153,15 @@ def _report(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from .runs_list import list_runs, render_lines
 
-    lines = list_runs(args.roots, sort=args.sort, descending=args.desc)
+    roots = args.roots
+    if args.filter:
+        from .cli_search import filtered_run_dirs
+
+        roots = filtered_run_dirs(args.roots, args.filter, args.index)
+        if not roots:
+            print("[]" if args.json else f"no run matches {args.filter!r}")
+            return 0
+    lines = list_runs(roots, sort=args.sort, descending=args.desc)
     print(json.dumps([line.as_json() for line in lines], indent=2, default=str) if args.json
           else render_lines(lines))
     return 0
@@ -249,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("roots", nargs="+", help="provenance, experiment or run directories")
     runs.add_argument("--sort", default="start", help="start (default), status, run_id, or a metric key[@context]")
     runs.add_argument("--desc", action="store_true", help="newest / largest first")
+    runs.add_argument("--filter", help="only the runs that match, in MLflow's grammar: \"params.lr = '0.1' and "
+                                       "metrics.loss.min < 0.1 and attributes.status = 'FINISHED'\" (docs/search.md)")
+    runs.add_argument("--index", help="with --filter: where the index file lives (default ROOT/.yprov4ml/index.sqlite)")
     runs.add_argument("--json", action="store_true", help="machine-readable output")
     runs.set_defaults(func=_runs)
 
@@ -316,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_mlflow_parsers(sub)
     from .cli_publish import add_publish_parsers
+    from .cli_search import add_search_parsers
 
+    add_search_parsers(sub)
     add_publish_parsers(sub)
 
     # Listed for the top-level help; main() hands their arguments to their own parsers.
