@@ -1,4 +1,5 @@
-"""The finding commands of ``yprov4ml``: ``runs --filter`` (with the run list), ``index`` and ``lineage``."""
+"""The finding commands of ``yprov4ml``: ``runs --filter`` (with the run list), ``index``, ``lineage`` and ``ui``
+(the explorer)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,15 @@ def _lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace) -> int:
+    from ..explorer.server import serve
+
+    serve(args.root, args.host, args.port)
+    return 0
+
+
 def add_search_parsers(sub: argparse._SubParsersAction) -> None:
-    """``index`` and ``lineage``."""
+    """``index``, ``lineage`` and ``ui``."""
     index = sub.add_parser("index", help="bring the run index of ROOT up to date (ROOT/.yprov4ml/index.sqlite); "
                                           "list the documents that cannot be read")
     index.add_argument("root", help="a directory that holds runs, experiments, merged documents or workflows")
@@ -55,3 +63,10 @@ def add_search_parsers(sub: argparse._SubParsersAction) -> None:
     line.add_argument("--index", help="where the index file lives (default ROOT/.yprov4ml/index.sqlite)")
     line.add_argument("--json", action="store_true", help="machine-readable output")
     line.set_defaults(func=_lineage)
+
+    ui = sub.add_parser("ui", help="the explorer: a local, read-only web application over ROOT's runs and "
+                                   "workflows (runs, a run, a workflow, lineage)")
+    ui.add_argument("root", help="the directory whose runs and workflows to show")
+    ui.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=8855, help="the port (default 8855; 0 picks a free one)")
+    ui.set_defaults(func=_ui)
