@@ -210,3 +210,31 @@ def test_ui_binds_to_this_machine_by_default(tmp_path):
         assert server.server_address[0] == "127.0.0.1"
     finally:
         server.server_close()
+
+
+def test_a_workflow_report_and_the_pictures_mark_what_failed(root, tmp_path):
+    """`yprov4ml report WF_DIR` (issue 30, item 5): tasks, status, durations, the runs' key metrics, the
+    picture; the bridge's static picture and a run's own mark a failed task, workflow and run."""
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "report", str(root / "provenance"), "-o",
+                           str(tmp_path / "wf.html")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "wf.html").read_text()
+    broken = next(row for row in page.split("<tr>") if row.startswith("<td>broken"))
+    assert "class='FAILED'" in broken and "exit status 7" in broken
+    train = next(row for row in page.split("<tr>") if row.startswith("<td>train"))
+    assert "class='FINISHED'" in train and "loss@training = 0.025" in train  # its run's last loss, 1/40
+    assert "1 FAILED, 1 FINISHED" in page and "<svg" in page and "<script" not in page
+    picture = (root / "provenance" / "graph.dot").read_text()
+    assert '"task broken-2 — FAILED"' in picture and '"task train-1"' in picture and "— FINISHED" not in picture
+    at = picture.index('"task broken-2 — FAILED"')
+    assert "#F6C6C6" in picture[at:at + 200] and "#B00000" in picture[at:at + 200]  # its fill and its border
+    assert "workflow" in picture.split("— FAILED")[0]  # the workflow is marked too
+
+    with pytest.raises(RuntimeError):
+        with yprov4ml.start_run("www.example.org", "broken", tmp_path / "prov"):
+            raise RuntimeError("diverged")
+    run_dir = next((tmp_path / "prov" / "broken").iterdir())
+    drawn = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "graph", str(run_dir), "-o",
+                            str(tmp_path / "run.dot")], capture_output=True, text=True, timeout=300)
+    assert drawn.returncode == 0, drawn.stderr
+    assert f"run {run_dir.name} — FAILED" in (tmp_path / "run.dot").read_text()

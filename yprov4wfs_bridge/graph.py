@@ -118,18 +118,21 @@ def multi_level_picture(workflow: dict[str, Any], documents: Iterable[RankDocume
                         expand_metrics: bool = False) -> Picture:
     """Workflow → task → run → rank, as nested clusters; a rank's detail folded (see yprov4ml.prov.picture)."""
     picture = Picture()
-    name = next((str(_plain(a.get("prov:label", q))) for q, a in workflow.get("activity", {}).items()
-                 if prov_type(a) == "yprov:WorkflowExecution"), "workflow")
-    top = picture.cluster(("workflow",), f"workflow {name}", "workflow")
-    tasks = {qname.removeprefix("wf:task/"): qname for qname, attrs in workflow.get("activity", {}).items()
+    activities = workflow.get("activity", {})
+    top_attrs = next((a for a in activities.values() if prov_type(a) == "yprov:WorkflowExecution"), {})
+    name = str(_plain(top_attrs.get("prov:label", "workflow")))
+    top = picture.cluster(("workflow",), f"workflow {name}", "workflow", _plain(top_attrs.get("yprov:status")))
+    tasks = {qname.removeprefix("wf:task/"): qname for qname, attrs in activities.items()
              if prov_type(attrs) == "yprov:Task"}
-    clusters = {task_id: picture.cluster(top + (f"task:{task_id}",), f"task {task_id}", "task") for task_id in tasks}
+    clusters = {task_id: picture.cluster(top + (f"task:{task_id}",), f"task {task_id}", "task",
+                                         _plain(activities[qname].get("yprov:status")))
+                for task_id, qname in tasks.items()}
     picture.add_document(workflow, top, placed={qname: clusters[task_id] for task_id, qname in tasks.items()})
     for doc in documents:
         where = clusters.get(doc.task_id)
         if where is None:
             raise KeyError(f"a run is attached to task {doc.task_id!r}, which the workflow does not have")
-        run = picture.cluster(where + (f"run:{doc.run_id}",), f"run {doc.run_id}", "run")
+        run = picture.cluster(where + (f"run:{doc.run_id}",), f"run {doc.run_id}", "run", doc.status)
         picture.add_document(doc.data, picture.cluster(run + (f"rank:{doc.rank}",), f"rank {doc.rank}", "rank"),
                              expand_metrics)
     return picture

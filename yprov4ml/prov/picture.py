@@ -40,7 +40,11 @@ ELEMENTS = ("entity", "activity", "agent")
 STYLE = {"entity": {"shape": "ellipse", "fillcolor": "#FFFC87", "color": "#808080"},
          "activity": {"shape": "box", "fillcolor": "#9FB1FC", "color": "#0000FF"},
          "agent": {"shape": "house", "fillcolor": "#FED37F", "color": "#808080"}}
-CLUSTER_COLOURS = {"workflow": "#F4F6FF", "task": "#FFFBE6", "run": "#FFF0E0", "rank": "#FFFFFF"}
+CLUSTER_COLOURS = {"workflow": "#F4F6FF", "task": "#FFFBE6", "run": "#FFF0E0", "rank": "#FFFFFF",
+                   "failed": "#F6C6C6", "interrupted": "#FBE0B0"}
+# a failed or interrupted workflow, task or run reads so at a glance: its colour, its border, its label
+TROUBLE = {"FAILED": ("failed", "solid", "#B00000"), "INTERRUPTED": ("interrupted", "dashed", "#C07000"),
+           "KILLED": ("interrupted", "dashed", "#C07000")}
 SUPPORT = {"yprov:SourceCode": "source", "yprov:Environment": "environment", "yprov:RandomState": "RNG states"}
 MAX_LINES = 6  # of folded items in one label; the rest is counted
 
@@ -97,7 +101,10 @@ class Picture:
     _touching: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
     _associated: dict[str, set[str]] = field(default_factory=dict)
 
-    def cluster(self, path: tuple[str, ...], label: str, level: str) -> tuple[str, ...]:
+    def cluster(self, path: tuple[str, ...], label: str, level: str, status: str | None = None) -> tuple[str, ...]:
+        """A cluster; one whose ``status`` is FAILED, INTERRUPTED or KILLED is drawn as such."""
+        if status in TROUBLE:
+            label, level = f"{label} — {status}", f"{level}:{status}"
         self.clusters.setdefault(path, (label, level))
         return path
 
@@ -213,9 +220,13 @@ class Picture:
             if path not in subgraphs:
                 parent = holder(path[:-1])
                 label, level = self.clusters.get(path, (path[-1], "rank"))
-                sub = pydot.Cluster(f"c{len(subgraphs)}", label=_quote(label), style="filled,rounded",
-                                    fillcolor=CLUSTER_COLOURS.get(level, "#FFFFFF"), color="#999999",
-                                    fontname="Helvetica", fontsize="11")
+                kind, _, status = level.partition(":")
+                colour, line, border = TROUBLE.get(status, (kind, "", "#999999"))
+                if kind == "workflow":  # the whole picture in red would hide which task failed: border only
+                    colour = kind
+                sub = pydot.Cluster(f"c{len(subgraphs)}", label=_quote(label), style=f"filled,rounded{',' + line if line else ''}",
+                                    fillcolor=CLUSTER_COLOURS.get(colour, "#FFFFFF"), color=border,
+                                    penwidth="2" if line else "1", fontname="Helvetica", fontsize="11")
                 parent.add_subgraph(sub)
                 subgraphs[path] = sub
             return subgraphs[path]
@@ -264,7 +275,8 @@ def run_picture(documents: list[dict[str, Any]], expand_metrics: bool = False) -
                     if isinstance(a, dict) and prov_type(a) == "yprov:RunExecution"), None)
         run_id = str(run[1].get("run_id", "run")) if run else "run"
         rank = decode(run[1].get("rank", 0)) if run else 0
-        cluster = picture.cluster((f"run:{run_id}",), f"run {run_id}", "run")
+        status = str(run[1].get("status", "")) if run else None
+        cluster = picture.cluster((f"run:{run_id}",), f"run {run_id}", "run", status)
         cluster = picture.cluster(cluster + (f"rank:{rank}",), f"rank {rank}", "rank")
         picture.add_document(document, cluster, expand_metrics)
     return picture

@@ -144,6 +144,14 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from .workflow_report import workflow_document, write_workflow_report
+
+    if len(args.runs) == 1 and workflow_document(Path(args.runs[0])) is not None:
+        if args.metric:
+            raise ValueError("--metric chooses the plots of a runs' report; a workflow's report shows each run's "
+                             "key metrics: leave --metric out")
+        print(write_workflow_report(args.runs[0], args.output))
+        return 0
     from .report import write_report
 
     print(write_report(args.runs, args.output, metrics=args.metric))
@@ -303,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", default="plot.png", help="file name; .png or .svg")
     plot.set_defaults(func=_plot)
 
-    report = sub.add_parser("report", help="a self-contained HTML report of runs (plots, params, provenance)")
-    report.add_argument("runs", nargs="+", help="run directories, or an experiment directory")
+    report = sub.add_parser("report", help="a self-contained HTML report of runs (plots, params, provenance), or of "
+                                            "a workflow (tasks, status, durations, runs' key metrics, the picture)")
+    report.add_argument("runs", nargs="+", help="run directories, or an experiment directory, or one workflow "
+                                                "directory (or its bundle.prov.json)")
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     report.add_argument("--metric", action="append", help="only this metric: key, key@context or a glob "
                                                            "(repeat for several; default: all)")
