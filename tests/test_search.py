@@ -330,3 +330,50 @@ def test_runs_filter_on_the_command_line(sweep, tmp_path):
     bad = cli(["runs", str(sweep), "--filter", "params.lr ="],
                      cwd=tmp_path)
     assert bad.returncode == 2 and "position" in bad.stderr and "Traceback" not in bad.stderr
+
+
+BIG_MERGED = """
+import json, sys
+from pathlib import Path
+template = json.loads(Path(sys.argv[1]).read_text())
+run_key = next(k for k, v in template["activity"].items() if "RunExecution" in json.dumps(v))
+with open(sys.argv[2], "w") as out:
+    out.write('{"prefix": {"yprov": "https://w3id.org/yprov4ml/ns#", "merged": "https://w3id.org/yprov4ml/run/big/"},'
+              '\\n "bundle": {')
+    rank, size = 0, 0
+    while size < int(sys.argv[3]):
+        template["activity"][run_key]["yprov:rank"] = {"$": str(rank), "type": "xsd:int"}
+        template["activity"][run_key]["yprov:world_size"] = {"$": "65536", "type": "xsd:int"}
+        text = json.dumps(template)
+        out.write(("," if rank else "") + f'\\n  "merged:rank-{rank}": ' + text)
+        size, rank = size + len(text), rank + 1
+    out.write('}, "activity": {"merged:distributed": {"prov:type": {"$": "yprov:DistributedRun", "type": "xsd:QName"},'
+              ' "yprov:run_id": "big"}}}')
+print(rank)
+"""
+MEASURED_INDEX = """
+import resource, sys
+from yprov4ml.search.index import refresh
+report = refresh(sys.argv[1])
+print(report.documents, len(report.failed), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_300_mb_merged_document_is_indexed_one_bundle_at_a_time(tmp_path):
+    (run,) = _sweep(tmp_path / "one", count=1)
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "make.py").write_text(BIG_MERGED)
+    made = subprocess.run([sys.executable, str(tmp_path / "make.py"), str(run), str(root / "merged.json"),
+                           str(300 * 2**20)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    ranks = int(made.stdout)
+    assert (root / "merged.json").stat().st_size > 300 * 2**20
+    done = subprocess.run([sys.executable, "-c", MEASURED_INDEX, str(root)], capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr
+    documents, failed, peak_mb = map(int, done.stdout.split())
+    assert (documents, failed) == (1, 0)
+    assert peak_mb < 300  # parsed whole, its tree alone would take several times the file's 300 MB
+    (found,) = yprov4ml.search_runs(root, refresh_index=False).summaries
+    assert found.run_id == load_run(run.parent).run_id and found.ranks_found == ranks

@@ -60,9 +60,18 @@ class FileRow:
     role: str  # "used", "generated" or "recorded"
     kind: str  # artifact, model, dataset, data, source
     label: str
-    location: str
+    place: str  # prov:location as the document writes it
     sha256: str | None
     entity: str
+    base: str  # the directory a relative place is inside of (the run directory, the workflow's)
+
+    @property
+    def location(self) -> str:
+        """The absolute path of a place inside ``base``; any other place as written."""
+        if not self.place or Path(self.place).is_absolute():
+            return self.place
+        inside = resolve_inside(Path(self.base), self.place.partition("#")[0])
+        return str(inside) if inside is not None else self.place
 
 
 @dataclass
@@ -126,20 +135,24 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def extract(path: Path, data: Any) -> DocumentRows:
-    """The rows of a parsed document; DocumentError when it is none of the kinds the index reads."""
+def extract(path: Path, data: Any, nested: list[RankRows] | None = None) -> DocumentRows:
+    """The rows of a parsed document; DocumentError when it is none of the kinds the index reads.
+
+    ``nested``: the ranks of its bundles, read already (a streamed document's ``data`` holds no bundles).
+    """
     if not isinstance(data, dict):
         raise DocumentError(f"{path}: not a PROV-JSON object")
     activities = data.get("activity") if isinstance(data.get("activity"), dict) else {}
     kinds = {prov_type(a) for a in activities.values() if isinstance(a, dict)}
+    bundles = nested is not None or isinstance(data.get("bundle"), dict)
     if run_activity(data) is not None:
         return DocumentRows("rank", ranks=[_rank_rows(path, data, path.parent, "rank")])
     if "yprov:WorkflowExecution" in kinds:
-        return _workflow_rows(path, data)
-    if "yprov:DistributedRun" in kinds and not isinstance(data.get("bundle"), dict):
+        return _workflow_rows(path, data, nested)
+    if "yprov:DistributedRun" in kinds and not bundles:
         return DocumentRows("collection", collections=_collection_rows(path, activities))
-    if isinstance(data.get("bundle"), dict):
-        return DocumentRows("merged", ranks=_nested_ranks(path, data))
+    if bundles:
+        return DocumentRows("merged", ranks=nested if nested is not None else _nested_ranks(path, data))
     raise DocumentError(f"{path}: neither a run, merged, collection nor workflow document of yprov4ml")
 
 
@@ -192,15 +205,12 @@ def _roles(data: dict[str, Any]) -> dict[str, str]:
 
 def _file_row(entity_id: str, kind: str, attrs: dict[str, Any], base: Path, roles: dict[str, str]) -> FileRow:
     location = attrs.get("prov:location")
-    place = ""
-    if isinstance(location, str):
-        inside = resolve_inside(base, location.partition("#")[0]) if not Path(location).is_absolute() else None
-        place = str(inside) if inside is not None else location
     role = roles.get(entity_id) or ("used" if attrs.get("is_input") is True or kind == "yprov:Dataset" else
                                     "generated" if kind == "yprov:ModelVersion" else "recorded")
     digest = attrs.get("sha256") or attrs.get("script_sha256")
-    return FileRow(role, FILE_TYPES[kind], str(attrs.get("prov:label") or attrs.get("name") or entity_id), place,
-                   str(digest) if isinstance(digest, str) else None, entity_id)
+    return FileRow(role, FILE_TYPES[kind], str(attrs.get("prov:label") or attrs.get("name") or entity_id),
+                   location if isinstance(location, str) else "", str(digest) if isinstance(digest, str) else None,
+                   entity_id, str(base))
 
 
 def _derivations(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -214,22 +224,38 @@ def _derivations(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _nested_ranks(path: Path, data: dict[str, Any]) -> list[RankRows]:
-    """The rank documents inside a container's bundles; each keeps the run directory its entity names."""
+    """The rank documents inside a container's bundles, each in the run directory its entity names."""
+    ranks = [found for identifier, bundle in data["bundle"].items()
+             if (found := bundle_rank(path, identifier, bundle)) is not None]
+    return placed(path, data, ranks)
+
+
+def bundle_rank(path: Path, identifier: str, bundle: Any) -> tuple[str, RankRows] | None:
+    """One bundle of a container read as the rank document it holds (None: not one, or a damaged copy, which
+    leaves the rest of the container indexed); its run directory is set by ``placed``."""
+    if not isinstance(bundle, dict) or run_activity(bundle) is None:
+        return None
+    try:
+        return identifier, _rank_rows(path, bundle, path.parent, "bundle")
+    except DocumentError:
+        return None
+
+
+def placed(path: Path, data: dict[str, Any], ranks: list[tuple[str, RankRows]]) -> list[RankRows]:
+    """The nested ranks moved to the run directories their bundle entities name (``prov:location`` of the
+    original rank document); a bundle no entity places stays in the container's directory."""
     places = {identifier: attributes(e).get("prov:location") for identifier, e in (data.get("entity") or {}).items()
               if isinstance(e, dict)}
-    ranks = []
-    for identifier, bundle in data["bundle"].items():
-        if not isinstance(bundle, dict) or run_activity(bundle) is None:
-            continue
+    out = []
+    for identifier, rows in ranks:
         location = places.get(identifier)
         original = Path(location) if isinstance(location, str) and location.endswith(".json") else None
         run_dir = original.parent if original is not None and original.is_absolute() else path.parent
-        name = original.name if original is not None else path.name
-        try:
-            ranks.append(_rank_rows(run_dir / name, bundle, run_dir, "bundle"))
-        except DocumentError:
-            continue  # a damaged copy: the container is still indexed for the rest
-    return ranks
+        rows.run_dir, rows.prov_path = str(run_dir), str(run_dir / (original.name if original else path.name))
+        for item in rows.files:
+            item.base = str(run_dir)
+        out.append(rows)
+    return out
 
 
 def _collection_rows(path: Path, activities: dict[str, Any]) -> list[CollectionRows]:
@@ -243,7 +269,7 @@ def _collection_rows(path: Path, activities: dict[str, Any]) -> list[CollectionR
     return rows
 
 
-def _workflow_rows(path: Path, data: dict[str, Any]) -> DocumentRows:
+def _workflow_rows(path: Path, data: dict[str, Any], ranks: list[RankRows] | None = None) -> DocumentRows:
     activities = data.get("activity") or {}
     entities = {k: v for k, v in (data.get("entity") or {}).items() if isinstance(v, dict)}
     workflow = next(attributes(a) for a in activities.values() if prov_type(a) == "yprov:WorkflowExecution")
@@ -276,6 +302,7 @@ def _workflow_rows(path: Path, data: dict[str, Any]) -> DocumentRows:
                 if isinstance(attrs.get("run_id"), str) and isinstance(attrs.get("rank"), int):
                     task.runs.append((attrs["run_id"], run_dir, attrs["rank"]))
     rows.tasks = list(tasks.values())
-    ranks = _nested_ranks(path, data) if isinstance(data.get("bundle"), dict) else []
+    if ranks is None:
+        ranks = _nested_ranks(path, data) if isinstance(data.get("bundle"), dict) else []
     return DocumentRows("workflow", ranks=ranks, workflows=[rows])
 

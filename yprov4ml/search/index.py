@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DocumentError, IndexUnavailableError
-from ..storage.files import read_json_and_bytes
+from ..storage.files import read_json_and_bytes, sha256_of
 from ..storage.layout import COLLECTION_FILE
-from .extract import DocumentRows, RankRows, extract, time_ms
+from .extract import DocumentRows, RankRows, bundle_rank, extract, placed, time_ms
+from .stream import STREAM_BYTES, stream_document
 
 INDEX_DIR = ".yprov4ml"
 INDEX_FILE = "index.sqlite"
@@ -224,6 +225,11 @@ def _read(candidate: Path, stat: os.stat_result, before: tuple | None) -> _Read:
     if not _is_ours(candidate):
         return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, None, None, None, "other")
     try:
+        if stat.st_size > STREAM_BYTES:
+            if before is not None and before[2] == sha256_of(candidate):  # touched, not changed
+                return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, before[2], None, None, before[3])
+            rows, digest = _streamed(candidate)
+            return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, digest, rows, None, rows.kind)
         data, raw = read_json_and_bytes(candidate)
         digest = hashlib.sha256(raw).hexdigest()
         if before is not None and before[2] == digest:  # touched, not changed
@@ -233,6 +239,20 @@ def _read(candidate: Path, stat: os.stat_result, before: tuple | None) -> _Read:
     except (DocumentError, OSError, ValueError, KeyError, TypeError) as exc:
         return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, None, None,
                      str(exc).replace(str(candidate) + ": ", ""), "unreadable")
+
+
+def _streamed(candidate: Path) -> tuple[DocumentRows, str]:
+    """A large document's rows, its bundles read one at a time (``stream``)."""
+    nested: list = []
+
+    def keep(identifier: str, bundle: object) -> None:
+        found = bundle_rank(candidate, identifier, bundle)
+        if found is not None:
+            nested.append(found)
+
+    top, digest = stream_document(candidate, keep)
+    ranks = placed(candidate, top, nested) if "bundle" in top else None
+    return extract(candidate, top, ranks), digest
 
 
 def _write(con: sqlite3.Connection, batch: list[_Read], report: IndexReport) -> None:
