@@ -61,9 +61,21 @@ def worker(run_dir: str, ranks: int) -> None:
     t0 = time.perf_counter()
     result = merge(inputs, out, progress=False)
     elapsed = time.perf_counter() - t0
+    checked = run_worker(__file__, "--validate", str(out))  # its own process: its own peak RSS
     print(json.dumps({"ranks": ranks, "merge_s": round(elapsed, 3), "per_rank_ms": round(elapsed / ranks * 1e3, 2),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "records": result.records, "output_mb": round(out.stat().st_size / 2**20, 1)}))
+                      "records": result.records, "output_mb": round(out.stat().st_size / 2**20, 1), **checked}))
+
+
+def validate_worker(path: str) -> None:
+    """``yprov4ml validate``'s check of the merged document (streamed above 64 MiB): time, peak RSS, verdict."""
+    from yprov4ml.prov.validate import validate_file
+
+    t0 = time.perf_counter()
+    report = validate_file(path)
+    verdict = "too big" if report.too_big else "valid" if report.ok else "INVALID"
+    print(json.dumps({"validate_s": round(time.perf_counter() - t0, 1), "verdict": verdict,
+                      "validate_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
 JOB = """
@@ -132,7 +144,11 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=4096, help="largest merge (default 4096)")
     parser.add_argument("--mpi-ranks", type=int, default=64, help="ranks of the mpiexec job (0: none)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--validate", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.validate:
+        validate_worker(args.validate)
+        return
     if args.worker:
         worker(args.worker[0], int(args.worker[1]))
         return
@@ -146,7 +162,9 @@ def main() -> None:
               f"5 artifacts) in {time.perf_counter() - t0:.1f} s")
         rows = [run_worker(__file__, "--worker", tmp, str(n)) for n in sizes]
     print(table(rows, [("ranks", "ranks"), ("merge_s", "merge s"), ("per_rank_ms", "ms per rank"),
-                       ("peak_rss_mb", "peak RSS MB"), ("records", "records"), ("output_mb", "output MB")]))
+                       ("peak_rss_mb", "peak RSS MB"), ("records", "records"), ("output_mb", "output MB"),
+                       ("validate_s", "validate s"), ("validate_peak_mb", "validate peak RSS MB"),
+                       ("verdict", "verdict")]))
     if len(rows) > 1:
         print(f"linearity: ms per rank at {rows[-1]['ranks']} / at {rows[0]['ranks']} = "
               f"{rows[-1]['per_rank_ms'] / rows[0]['per_rank_ms']:.2f}")

@@ -191,6 +191,7 @@ def test_nothing_outside_the_root_is_served_and_nothing_is_written(site, root):
     assert "default-src 'none'" in policy and "script-src 'self'" in policy
     with urllib.request.urlopen(site + "/file?path=provenance/bundle.prov.json", timeout=30) as answer:
         assert answer.headers["Content-Disposition"].startswith("attachment")
+        assert answer.read() == (root / "provenance" / "bundle.prov.json").read_bytes()
 
 
 def test_a_million_points_reach_the_page_as_at_most_two_thousand_with_their_extremes():

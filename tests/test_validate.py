@@ -106,3 +106,53 @@ def test_fast_checks_refuse_what_prov_cannot_read_and_accept_a_default_namespace
         with pytest.raises(DocumentError, match=why):
             checked_schema(Path("d.json"), broken)
         assert not validate_document(broken).ok  # prov agrees: each is unreadable
+
+
+def _merged_record(tmp_path: Path) -> Path:
+    """Three real runs merged into one document of three bundles (`yprov4ml merge --force`)."""
+    import yprov4ml
+
+    for lr in (0.1, 0.01, 0.001):
+        with yprov4ml.start_run("www.example.org", "merged", tmp_path / "prov"):
+            yprov4ml.log_param("lr", lr)
+            for step in range(10):
+                yprov4ml.log_metric("loss", lr / (step + 1), "training", step)
+    output = tmp_path / "merged.json"
+    done = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "merge",
+                           *map(str, sorted((tmp_path / "prov" / "merged").iterdir())), "--force", "-o", str(output)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return output
+
+
+def test_a_large_document_is_checked_one_bundle_at_a_time_with_the_same_verdict(tmp_path, monkeypatch):
+    from yprov4ml.prov.validate import validate_file
+    from yprov4ml.storage import json_stream
+
+    merged = _merged_record(tmp_path)
+    whole = validate_file(merged)
+    monkeypatch.setattr(json_stream, "STREAM_BYTES", 0)  # every document streamed, as one above 64 MiB is
+    streamed = validate_file(merged)
+    assert whole.ok and streamed.ok, (whole.problems(), streamed.problems())
+    assert (streamed.json_records, streamed.prov_records) == (whole.json_records, whole.prov_records)
+
+    data = json.loads(merged.read_text())
+    broken_id = sorted(data["bundle"])[1]
+    data["bundle"][broken_id]["entity"]["undeclared:thing"] = {}  # a prefix no one declared
+    merged.write_text(json.dumps(data))
+    found = validate_file(merged)
+    assert not found.ok and f"bundle {broken_id}:" in found.problems()[0]  # the part that is wrong is named
+    assert not validate_document(data).ok  # the same verdict as the whole document's check
+
+
+def test_too_big_for_the_check_is_its_own_message_never_invalid(tmp_path, monkeypatch, capsys):
+    from yprov4ml.prov import validate_stream
+    from yprov4ml.storage import json_stream
+    from yprov4ml.tools.cli import main
+
+    merged = _merged_record(tmp_path)
+    monkeypatch.setattr(json_stream, "STREAM_BYTES", 0)
+    monkeypatch.setattr(validate_stream, "MAX_PART_BYTES", 1024)  # one bundle is larger than the check holds
+    assert main(["validate", str(merged)]) == 1
+    said = capsys.readouterr().err
+    assert "NOT CHECKED, too big for this check" in said and "bundle" in said and "INVALID" not in said

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import mimetypes
+import os
+import shutil
 import sys
 import time
 import traceback
@@ -26,6 +28,7 @@ from .pages import NotFound, Site, layout
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+FILE_BLOCK = 1 << 20
 STATIC = {"explorer.js": "text/javascript; charset=utf-8", "explorer.css": "text/css; charset=utf-8"}
 
 
@@ -109,8 +112,17 @@ def make_handler(site: Site, log: Callable[[str], None] | None = None) -> type[B
             kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             if kind.startswith("text/html") or kind == "image/svg+xml":
                 kind = "text/plain"  # a recorded file is shown, never run as a page of the explorer
-            self._send(200, path.read_bytes(), kind + ("; charset=utf-8" if kind.startswith("text/") else ""),
-                       {"Content-Disposition": f'attachment; filename="{_header_safe(path.name)}"'})
+            with open(path, "rb") as handle:  # a checkpoint may be gigabytes: sent in blocks, never read whole
+                size = os.fstat(handle.fileno()).st_size
+                self.send_response(200)
+                for key, value in (("Content-Type", kind + ("; charset=utf-8" if kind.startswith("text/") else "")),
+                                   ("Content-Length", str(size)), ("Content-Security-Policy", CSP),
+                                   ("X-Content-Type-Options", "nosniff"),
+                                   ("Content-Disposition", f'attachment; filename="{_header_safe(path.name)}"')):
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    shutil.copyfileobj(handle, self.wfile, FILE_BLOCK)
 
         def _refuse(self) -> None:
             self._send(405, b"read-only", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})

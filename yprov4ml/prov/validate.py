@@ -26,12 +26,16 @@ class ValidationReport:
     schema_errors: list[str] = field(default_factory=list)
     prov_error: str | None = None
     undefined_terms: list[str] = field(default_factory=list)  # yprov: names the vocabulary lacks: a note only
+    too_big: str | None = None  # why this check could not hold the document: not a verdict on it
 
     @property
     def ok(self) -> bool:
-        return not self.problems()
+        return self.too_big is None and not self.problems()
 
     def problems(self) -> list[str]:
+        """What makes the document invalid (nothing when it is too big to check: that is no verdict)."""
+        if self.too_big is not None:
+            return []
         found = list(self.schema_errors)
         if self.prov_error:
             found.append(f"prov cannot read it: {self.prov_error}")
@@ -136,8 +140,19 @@ def validate_document(data: dict[str, Any], path: str = "<document>") -> Validat
 
 
 def validate_file(path: str | os.PathLike) -> ValidationReport:
-    """Validate a PROV-JSON file; unreadable or non-JSON files give a report with the reason."""
+    """Validate a PROV-JSON file; unreadable or non-JSON files give a report with the reason. A file above
+    ``STREAM_BYTES`` is checked one bundle at a time (``validate_stream``), in the memory of one bundle."""
+    from ..storage.json_stream import STREAM_BYTES
+
     report = ValidationReport(path=str(path))
+    try:
+        if Path(path).stat().st_size > STREAM_BYTES:
+            from .validate_stream import validate_streamed
+
+            return validate_streamed(Path(path))
+    except OSError as exc:
+        report.prov_error = f"cannot read it: {exc.strerror or exc}"
+        return report
     try:
         data = read_json(Path(path))
     except DocumentError as exc:

@@ -23,9 +23,9 @@ from typing import Iterator
 
 from ..errors import DocumentError, IndexUnavailableError
 from ..storage.files import read_json_and_bytes, sha256_of
+from ..storage.json_stream import STREAM_BYTES, stream_document
 from ..storage.layout import COLLECTION_FILE
 from .extract import DocumentRows, RankRows, bundle_rank, extract, placed, time_ms
-from .stream import STREAM_BYTES, stream_document
 
 INDEX_DIR = ".yprov4ml"
 INDEX_FILE = "index.sqlite"
@@ -236,7 +236,7 @@ def _read(candidate: Path, stat: os.stat_result, before: tuple | None) -> _Read:
             return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, digest, None, None, before[3])
         rows = extract(candidate, data)
         return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, digest, rows, None, rows.kind)
-    except (DocumentError, OSError, ValueError, KeyError, TypeError) as exc:
+    except (DocumentError, OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return _Read(str(candidate), stat.st_size, stat.st_mtime_ns, None, None,
                      str(exc).replace(str(candidate) + ": ", ""), "unreadable")
 
