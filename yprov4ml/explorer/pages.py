@@ -17,7 +17,7 @@ from ..search.lineage import lineage
 from ..search.index import refresh
 from ..search.query import open_index, search_runs
 from ..storage.files import read_json, resolve_inside
-from ..storage.layout import rank_documents
+from ..storage.layout import rank_documents, rank_of_document
 from . import charts, graphs
 
 MAX_RANKS_DRAWN = 16  # a run's graph draws at most this many ranks; the page says when it leaves some out
@@ -129,7 +129,7 @@ class Site:
     def run(self, directory: str, rank: int = 0, x_axis: str = "step") -> str:
         run_dir = self.inside(directory)
         view = load_run(run_dir, rank)
-        ranks = [int(p.name.split(".")[1][4:]) for p in rank_documents(run_dir)]
+        ranks = [rank_of_document(p) for p in rank_documents(run_dir)]
         facts = [("run id", E(view.run_id)), ("experiment", E(view.experiment)), ("status", status(view.status)),
                  ("rank", " ".join(f'<a href="{link("/run", dir=directory, rank=r)}">{r}</a>' if r != rank else
                                    f"<b>{r}</b>" for r in ranks) + f" of {view.world_size}"),
