@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,27 @@ def test_bad_calls_are_clear_errors(tmp_path, call, pattern):
 def test_a_bad_workflow_id_suggests_a_safe_one(tmp_path):
     with pytest.raises(WorkflowError, match="for instance 'my_pipeline"):
         WorkflowRecorder(tmp_path, "my pipeline")
+
+
+def test_where_a_try_ran_is_kept_when_its_worker_speaks_before_the_manager(tmp_path):
+    """On a busy machine a Parsl worker's `task_noted` (its host) can reach the journal before the manager's
+    `task_started`: the host belongs to the try that starts next, not to the one before or to nobody."""
+    recorder = WorkflowRecorder(tmp_path / "provenance", "busy", root=tmp_path)
+    recorder.workflow_started()
+    recorder.task_submitted("train")
+    journal = tmp_path / "provenance" / "events.jsonl"
+    noted = {"event": "task_noted", "task": "train", "host": "worker-1", "attributes": {"worker_pid": 7}}
+    with journal.open("a") as fh:
+        fh.write(json.dumps({**noted, "time": time.time()}) + "\n")
+    recorder.task_started("train")
+    recorder.task_failed("train", "exit 3", will_retry=True)
+    with journal.open("a") as fh:  # the retry's worker, again before the manager
+        fh.write(json.dumps({**noted, "host": "worker-2", "time": time.time()}) + "\n")
+    recorder.task_started("train")
+    recorder.task_finished("train")
+    recorder.workflow_ended()
+    recorder.finish(build=False)
+    build(tmp_path / "provenance", svg=False, crate=False)
+    record = json.loads((tmp_path / "provenance" / "workflow.json").read_text())
+    (task,) = record["tasks"]
+    assert [(a["status"], a.get("host")) for a in task["attempts"]] == [("FAILED", "worker-1"), ("FINISHED", "worker-2")]

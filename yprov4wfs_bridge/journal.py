@@ -48,13 +48,16 @@ class Replay:
         self.problems: list[str] = []
         self._tasks: dict[str, dict[str, Any]] = {}
         self._items: dict[str, dict[str, Any]] = {}
+        # where a try runs, said by its worker before the manager said it started (a busy machine): kept for
+        # the attempt that starts next
+        self._noted: dict[str, dict[str, Any]] = {}
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "workflow_started":
             self.manifest = empty_manifest(event["workflow"])
             self.manifest["start_time"], self.manifest["status"] = event["time"], "RUNNING"
-            self._tasks, self._items = {}, {}
+            self._tasks, self._items, self._noted = {}, {}, {}
             return
         if self.manifest is None:
             self.problems.append(f"{kind} before workflow_started: skipped")
@@ -86,6 +89,7 @@ class Replay:
             return
         attempt = {"attempt": len(task["attempts"]) + 1, "start_time": event["time"], "end_time": None,
                    "status": "RUNNING", "error": None}
+        attempt.update(self._noted.pop(task["id"], {}))
         attempt.update({k: event[k] for k in ("host", "executor_job_id") if event.get(k)})
         task["attempts"].append(attempt)
         if task["start_time"] is None:
@@ -120,8 +124,12 @@ class Replay:
         task = self._task(event)
         if task is not None:
             task["attributes"].update(event.get("attributes") or {})
-            if task["attempts"]:
-                task["attempts"][-1].update({k: event[k] for k in ("executor_job_id", "host") if event.get(k)})
+            where = {k: event[k] for k in ("executor_job_id", "host") if event.get(k)}
+            last = task["attempts"][-1] if task["attempts"] else None
+            if last is not None and (last["end_time"] is None or event["time"] <= last["end_time"]):
+                last.update(where)  # said during that try
+            else:  # the worker spoke before the manager said this try started
+                self._noted[task["id"]] = where
 
     def _add_data(self, event: dict[str, Any], role: str) -> None:
         task = self._task(event)
