@@ -146,13 +146,13 @@ def test_a_large_document_is_checked_one_bundle_at_a_time_with_the_same_verdict(
 
 
 def test_too_big_for_the_check_is_its_own_message_never_invalid(tmp_path, monkeypatch, capsys):
-    from yprov4ml.prov import validate_stream
+    from yprov4ml.prov import validate as validate_module
     from yprov4ml.storage import json_stream
     from yprov4ml.tools.cli import main
 
     merged = _merged_record(tmp_path)
     monkeypatch.setattr(json_stream, "STREAM_BYTES", 0)
-    monkeypatch.setattr(validate_stream, "MAX_PART_BYTES", 1024)  # one bundle is larger than the check holds
+    monkeypatch.setattr(validate_module, "MAX_PART_BYTES", 1024)  # one bundle is larger than the check holds
     assert main(["validate", str(merged)]) == 1
     said = capsys.readouterr().err
     assert "NOT CHECKED, too big for this check" in said and "bundle" in said and "INVALID" not in said

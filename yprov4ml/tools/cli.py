@@ -149,14 +149,6 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .workflow_report import workflow_document, write_workflow_report
-
-    if len(args.runs) == 1 and workflow_document(Path(args.runs[0])) is not None:
-        if args.metric:
-            raise ValueError("--metric chooses the plots of a runs' report; a workflow's report shows each run's "
-                             "key metrics: leave --metric out")
-        print(write_workflow_report(args.runs[0], args.output))
-        return 0
     from .report import write_report
 
     print(write_report(args.runs, args.output, metrics=args.metric))

@@ -67,9 +67,18 @@ def write_report(paths: Iterable[str | Path], output: str | Path, metrics: Seque
         metrics: only the metrics these names or glob patterns match (as ``compare``).
 
     The user's metrics come first; the system and energy figures follow, each
-    group folded (``<details>``), devices the machine lacks left out.
+    group folded (``<details>``), devices the machine lacks left out. One workflow directory (or its
+    bundle) gives the workflow's report instead (``workflow_report``).
     """
     from .plot import labelled_views
+    from .workflow_report import workflow_document, write_workflow_report
+
+    paths = list(paths)
+    if len(paths) == 1 and workflow_document(Path(paths[0])) is not None:
+        if metrics:
+            raise ValueError("--metric chooses the plots of a report of runs; a workflow's report shows each run's "
+                             "key metrics: leave --metric out")
+        return write_workflow_report(paths[0], output)
 
     comparison = compare(paths, metrics=metrics)
     runs = comparison.runs
