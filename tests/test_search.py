@@ -352,10 +352,14 @@ with open(sys.argv[2], "w") as out:
 print(rank)
 """
 MEASURED_INDEX = """
-import resource, sys
+import sys
+from pathlib import Path
 from yprov4ml.search.index import refresh
 report = refresh(sys.argv[1])
-print(report.documents, len(report.failed), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process's own peak (ru_maxrss would keep the pytest process's peak across the exec)
+peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))
+print(report.documents, len(report.failed), peak_kb // 1024)
 """
 
 
