@@ -239,7 +239,7 @@ class Site:
                      if r["dir"]}
         data = json.dumps({"attributes": attributes, "expand": expand_links, "open": run_pages,
                            "expanded": sorted(expanded)}, default=str).replace("<", "\\u003c")
-        facts = (f"<p>{status(state)} · {E(str(start or ''))[:19]} → {E(str(end or ''))[:19]}"
+        facts = (f"<p>{status(state)} · {E(str(start or '')[:19])} → {E(str(end or '')[:19])}"
                  f"{' · ' + E(error) if error else ''} · {len(tasks)} task(s)</p>")
         panel = '<aside id="node-panel"><p>click a node to see its attributes</p></aside>'
         return layout(f"workflow {label or name}", facts + table + "<h2>graph</h2>" +
