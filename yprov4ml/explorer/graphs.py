@@ -7,19 +7,12 @@ onto the SVG element, so the page finds the node's attributes by it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Any, Iterable
 
 import pydot
 
 STATUS_FILL = {"FINISHED": "#D8F0D8", "FAILED": "#F6C6C6", "INTERRUPTED": "#FBE0B0", "KILLED": "#FBE0B0",
                "RUNNING": "#CFE3FA"}
-DOT_SECONDS = 30.0
-
-
-class NoGraphviz(RuntimeError):
-    """Graphviz's ``dot`` is not installed; the message says how to install it."""
 
 
 def _q(text: Any) -> str:
@@ -77,19 +70,6 @@ def _add_run(cluster: Any, run: dict[str, Any], open_ranks: bool) -> None:
                                   fillcolor=STATUS_FILL.get(rank["status"], "#EEEEEE"), fontname="Helvetica",
                                   fontsize="8", label=_q(f"rank {rank['rank']} on {rank['host']}\n{rank['status']}")))
     cluster.add_subgraph(ranks)
-
-
-def svg(dot_source: str) -> str:
-    """The SVG Graphviz lays out for ``dot_source`` (its XML prologue dropped, to be embedded)."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise NoGraphviz("no picture: Graphviz's 'dot' program is not installed (apt-get install graphviz, "
-                         "brew install graphviz or conda install graphviz)")
-    done = subprocess.run([dot, "-Tsvg"], input=dot_source, capture_output=True, text=True, timeout=DOT_SECONDS)
-    if done.returncode != 0:
-        raise NoGraphviz(f"no picture: dot failed ({done.stderr.strip()[:300]})")
-    text = done.stdout
-    return text[text.index("<svg"):]
 
 
 def run_dot(documents: Iterable[dict[str, Any]], title: str) -> str:

@@ -13,11 +13,12 @@ from urllib.parse import urlencode
 from ..collectors.groups import ENERGY, SYSTEM, USER, metric_group
 from ..errors import YProvError
 from ..prov.reader import load_run
-from ..search.lineage import lineage
+from ..search.lineage import is_sha256, lineage
 from ..search.index import refresh
 from ..search.query import open_index, search_runs
 from ..storage.files import read_json, resolve_inside
 from ..storage.layout import rank_documents, rank_of_document
+from ..prov.render import NoGraphviz, inline_svg
 from . import charts, graphs
 
 MAX_RANKS_DRAWN = 16  # a run's graph draws at most this many ranks; the page says when it leaves some out
@@ -183,8 +184,8 @@ class Site:
         note = (f"<p>the first {MAX_RANKS_DRAWN} of {len(documents)} ranks drawn</p>"
                 if len(documents) > MAX_RANKS_DRAWN else "")
         try:
-            picture = graphs.svg(graphs.run_dot((read_json(p) for p in documents[:MAX_RANKS_DRAWN]), f"run {run_id}"))
-        except graphs.NoGraphviz as exc:
+            picture = inline_svg(graphs.run_dot((read_json(p) for p in documents[:MAX_RANKS_DRAWN]), f"run {run_id}"))
+        except NoGraphviz as exc:
             return f'<h2>graph</h2><p class="error">{E(str(exc))}</p>'
         return f'<h2>graph</h2>{note}<div class="graph">{picture}</div>'
 
@@ -220,9 +221,9 @@ class Site:
         table = ("<table class=\"tasks\"><thead><tr><th>task</th><th>status</th><th>duration (s)</th><th>inputs</th>"
                  f"<th>outputs</th><th>runs</th><th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
         try:
-            picture = graphs.svg(graphs.workflow_dot(name, state, tasks, files, runs, expanded))
+            picture = inline_svg(graphs.workflow_dot(name, state, tasks, files, runs, expanded))
             view = f'<div class="graph">{picture}</div>'
-        except graphs.NoGraphviz as exc:
+        except NoGraphviz as exc:
             view = f'<p class="error">{E(str(exc))}</p>'
         attributes = {f"task:{t['task_id']}": {k: v for k, v in t.items() if v is not None} for t in tasks}
         for task_id, items in runs.items():
@@ -269,7 +270,7 @@ class Site:
         if not target:
             return layout("lineage", form)
         subject: str | Path = target
-        if not _is_sha256(target):
+        if not is_sha256(target):
             subject = self.inside(target)
         try:
             found = lineage(subject, self.root)
@@ -287,8 +288,4 @@ class Site:
                               f"{E(', '.join(r.labels) or r.sha256[:12])}</a> — {E(r.via)}</li>" for r in items)
                 parts.append(f"<h2>{E(title)}</h2><ul class=\"lineage\">{lis}</ul>")
         return layout("lineage", "".join(parts))
-
-
-def _is_sha256(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
 

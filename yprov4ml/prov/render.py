@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import warnings
@@ -39,3 +40,27 @@ class PendingSvg:
             return None
         self._tmp.replace(self.svg_path)
         return self.svg_path
+
+
+DOT_SECONDS = 30.0  # one layout for a page or a report; a picture that takes longer is not worth the wait
+
+
+class NoGraphviz(RuntimeError):
+    """Graphviz's ``dot`` is not installed, or failed; the message says which, and how to install it."""
+
+
+def inline_svg(dot_source: str) -> str:
+    """The SVG Graphviz lays out for ``dot_source``, its XML prologue dropped, to be embedded in HTML."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise NoGraphviz("no picture: Graphviz's 'dot' program is not installed (apt-get install graphviz, "
+                         "brew install graphviz or conda install graphviz)")
+    done = subprocess.run([dot, "-Tsvg"], input=dot_source, capture_output=True, text=True, timeout=DOT_SECONDS)
+    if done.returncode != 0:
+        raise NoGraphviz(f"no picture: dot failed ({done.stderr.strip()[:300]})")
+    return done.stdout[done.stdout.index("<svg"):]
+
+
+def without_links(svg: str) -> str:
+    """An embedded SVG with its links taken out: a report read offline keeps none."""
+    return re.sub(r"</?a\b[^>]*>", "", svg)

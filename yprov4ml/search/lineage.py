@@ -88,13 +88,18 @@ class Lineage:
         return "\n".join(lines)
 
 
+def is_sha256(text: str) -> bool:
+    """True for 64 hexadecimal digits."""
+    return bool(_SHA256.match(text))
+
+
 def content_digest(path_or_sha256: str | os.PathLike) -> str:
     """The sha256 of a file or folder (as the run records a folder), or the sha256 itself."""
     text = os.fspath(path_or_sha256)
     path = Path(text)
     if path.exists():
         return tree_size_and_sha256(path)[1]
-    if _SHA256.match(text):
+    if is_sha256(text):
         return text.lower()
     raise NotARunError(f"{text} is neither a file or folder that exists nor a sha256 (64 hex digits)")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
-import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -48,14 +46,12 @@ def _svg_of_metric(views: list[tuple[str, Any]], metric: str) -> str:
 
 def _graph_svg(prov_path: Path) -> str:
     from ..prov.picture import run_picture
+    from ..prov.render import inline_svg, without_links
 
-    dot = shutil.which("dot")
-    if dot is None:
+    if shutil.which("dot") is None:
         return "<p>No graph picture: Graphviz's <code>dot</code> is not installed (apt-get install graphviz).</p>"
     picture = run_picture([json.loads(prov_path.read_text(encoding="utf-8"))])
-    svg = subprocess.run([dot, "-Tsvg"], input=picture.to_dot(), capture_output=True, text=True, check=True).stdout
-    svg = re.sub(r"</?a\b[^>]*>", "", svg)  # a report that works offline keeps no links
-    return svg[svg.index("<svg"):]
+    return without_links(inline_svg(picture.to_dot()))
 
 
 def write_report(paths: Iterable[str | Path], output: str | Path, metrics: Sequence[str] | None = None) -> Path:

@@ -7,7 +7,6 @@ It reads the workflow's own documents (``bundle.prov.json``, else ``workflow.pro
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 
 from ..collectors.groups import USER, metric_group
@@ -54,7 +53,8 @@ def _picture(folder: Path, document: Path) -> str:
     if drawn.is_file():
         text = drawn.read_text(encoding="utf-8")
     else:
-        from ..explorer.graphs import NoGraphviz, svg, workflow_dot
+        from ..explorer.graphs import workflow_dot
+        from ..prov.render import NoGraphviz, inline_svg
 
         rows = extract(document, read_json(document))
         workflow = rows.workflows[0]
@@ -65,11 +65,12 @@ def _picture(folder: Path, document: Path) -> str:
                 for task, items in _runs_of(workflow, rows.ranks).items()}
         expanded = {f"task:{t['task_id']}" for t in tasks}
         try:
-            text = svg(workflow_dot(workflow.workflow_id, workflow.status, tasks, files, runs, expanded))
+            text = inline_svg(workflow_dot(workflow.workflow_id, workflow.status, tasks, files, runs, expanded))
         except NoGraphviz as exc:
             return f"<p>{E(str(exc))}</p>"
-    text = re.sub(r"</?a\b[^>]*>", "", text)  # a report read offline keeps no links
-    return text[text.index("<svg"):]
+    from ..prov.render import without_links
+
+    return without_links(text[text.index("<svg"):])
 
 
 def write_workflow_report(path: str | Path, output: str | Path) -> Path:
