@@ -162,3 +162,23 @@ def slurm(tmp_path_factory):
            "MPIR_CVAR_CH4_NUM_VCIS": "1"}
     yield env
     subprocess.run([str(SLURM_SETUP), "stop", str(state)], timeout=60)
+
+
+def slurm_diagnostics(env: dict, *logs: Path) -> str:
+    """What a failed Slurm test shows: the job's own logs, the daemons' last lines, what else runs, free disk
+    (a CI run leaves nothing else behind to read)."""
+    parts = []
+    for log in [*logs, *sorted(Path(env["SLURM_CONF"]).parent.glob("log/*.log"))]:
+        if log.is_file():
+            lines = log.read_text(errors="replace").splitlines()[-40:]
+            parts.append(f"--- {log} (last {len(lines)} lines)\n" + "\n".join(lines))
+    for command in (["squeue", "-a"], ["ps", "-eo", "pid,ppid,pcpu,rss,etime,args", "--sort=-pcpu"], ["df", "-h", "/tmp"]):
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=10)
+            text = done.stdout + done.stderr
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            text = str(exc)
+        parts.append(f"--- {' '.join(command)}\n" + "\n".join(line[:200] for line in text.splitlines()[:25]))
+    keys = sorted(k for k in env if k.startswith(("PMI", "PMIX", "HYDRA", "MPI", "UCX", "OMPI", "SLURM")))
+    parts.append("--- MPI/Slurm variables handed to the job: " + ", ".join(keys))
+    return "\n".join(parts)

@@ -6,21 +6,26 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 import yprov4ml
 from yprov4ml.prov.decode import prov_type
 
-from conftest import ROOT, assert_valid_prov
+from conftest import ROOT, assert_valid_prov, slurm_diagnostics
 
 def sbatch(env: dict, script: str, *options: str, wait: bool = True, **variables: str) -> str:
     # --time: a job that hangs is ended by Slurm, not left behind by the test suite
     done = subprocess.run(["sbatch", "--parsable", "--overcommit", "--time=8", *(["--wait"] if wait else []), *options,
                            str(ROOT / "hpc" / script)], env={**env, **variables}, capture_output=True, text=True,
                           timeout=600, cwd=variables.get("cwd", env["PROJECT_DIR"]))
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.strip().split(";")[0]
+    job = done.stdout.strip().split(";")[0]
+    if done.returncode != 0:
+        outputs = [Path(o.split("=", 1)[1].replace("%j", job)) for o in options if o.startswith("--output=")]
+        pytest.fail(f"sbatch {script} (job {job}) ended {done.returncode}: {done.stderr}\n"
+                    + slurm_diagnostics({**env, **variables}, *outputs))
+    return job
 
 
 def test_train_sbatch_four_tasks_on_two_nodes(slurm, tmp_path):

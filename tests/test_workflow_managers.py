@@ -20,7 +20,7 @@ import pytest
 
 from yprov4wfs_bridge import read_bundle, validate_crate
 
-from conftest import ROOT, assert_valid_prov
+from conftest import ROOT, assert_valid_prov, slurm_diagnostics
 
 pytest.importorskip("snakemake")
 BIN = Path(sys.executable).parent
@@ -284,8 +284,11 @@ def test_a_killed_snakemake_loses_nothing_the_bridge_rebuilds_the_record(tmp_pat
 
 def test_snakemake_with_the_slurm_executor_nests_every_rank_under_its_job(slurm, tmp_path):
     env = environment({"SLURM_CONF": slurm["SLURM_CONF"]})
-    snakemake(tmp_path, "--executor", "slurm", "--jobs", "4", *FAST_SLURM, "--set-resources", "train:nodes=2",
-              "--config", "mpi=srun --mpi=pmi2 --overcommit", env=env, timeout=900)
+    done = snakemake(tmp_path, "--executor", "slurm", "--jobs", "4", *FAST_SLURM, "--set-resources", "train:nodes=2",
+                     "--config", "mpi=srun --mpi=pmi2 --overcommit", env=env, timeout=900, check=False)
+    if done.returncode != 0:
+        pytest.fail(done.stderr[-3000:] + slurm_diagnostics(env, tmp_path / "logs" / "train.log",
+                                                            *(tmp_path / ".snakemake" / "slurm_logs").rglob("*.log")))
     record = manifest(tmp_path / "provenance")
     tasks = tasks_by_name(record)
     assert record["status"] == "FINISHED"
