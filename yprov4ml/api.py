@@ -16,7 +16,7 @@ from .capture.reproducibility import reproduction_save_dir
 from .context import Context
 from .distributed.noop import NoOpRun
 from .distributed.ranks import resolve_ranks
-from .distributed.run_id import agree_run_id
+from .distributed.run_id import agree_run_identity
 from .errors import RunAlreadyActiveError, RunNotActiveError
 from .record import DatasetInfo, FileEntity, ModelVersion
 from .run import Run, mirror_uri
@@ -105,13 +105,14 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
             )
         experiment = experiment_name or _default_experiment()
         ranks = resolve_ranks(rank, world_size, collect_all_processes)
-        the_id = agree_run_id(experiment, ranks, run_id, state.runs_started)
+        identity = agree_run_identity(experiment, ranks, run_id, state.runs_started)
+        the_id = identity.run_id
         save_dir = reproduction_save_dir() or (provenance_save_dir if provenance_save_dir is not None else "prov")
         if ranks.rank != 0 and not collect_all_processes:
             run: Run | NoOpRun = NoOpRun(the_id, ranks.rank, Path(save_dir).absolute() / experiment / the_id)
         else:
             run = Run(user_namespace=prov_user_namespace, experiment=experiment, save_dir=save_dir,
-                      ranks=ranks, run_id=the_id, user=user, options=options)
+                      ranks=ranks, identity=identity, user=user, options=options)
         run.unify_experiments = bool(unify_experiments)
         state.activate(run)
         return run

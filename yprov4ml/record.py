@@ -38,6 +38,8 @@ class RunInfo:
     parent_task: dict[str, str] | None = None
     redacted: list[str] = field(default_factory=list)  # where secrets were hidden (never what they were)
     external_ids: dict[str, str] = field(default_factory=dict)  # ids elsewhere (an imported MLflow run's)
+    attempt: int = 1  # which try of the run (a launcher's restart makes the next)
+    previous_attempt: str | None = None  # the run id of the attempt this one restarts
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .capture.environment import capture_environment, capture_source
 from .capture.reproducibility import KILLED_WAIT_S as KILLED_SNAPSHOT_WAIT_S
 from .capture.reproducibility import SNAPSHOT_WAIT_S, ReproducibilityCapture
 from .capture.secrets import Redactions
+from .distributed.attempts import RunIdentity
 from .distributed.ranks import RankInfo
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
 from .parent import parent_task, register
@@ -50,7 +51,8 @@ class Run(MetricDirectives, FileDirectives):
     unify_experiments = False  # start_run(unify_experiments=True): api.end_run rewrites the experiment's document
 
     def __init__(self, *, user_namespace: str | None, experiment: str, save_dir: str | os.PathLike,
-                 ranks: RankInfo, run_id: str, user: str | None = None, options: RunOptions = RunOptions()):
+                 ranks: RankInfo, identity: RunIdentity, user: str | None = None, options: RunOptions = RunOptions()):
+        run_id = identity.run_id
         self.options = options
         self._final_metrics: dict[str, tuple[float, Any]] = {}  # register_final_metric: name → (initial, fold)
         mlflow_uri = mirror_uri(options.mlflow_tracking_uri)
@@ -72,6 +74,7 @@ class Run(MetricDirectives, FileDirectives):
             host=socket.gethostname(), node=ranks.node or socket.gethostname(), node_index=ranks.node_index,
             pid=os.getpid(),
             command_line=command_line, working_dir=os.getcwd(), start_time=_now(), redacted=redactions.items,
+            attempt=identity.attempt, previous_attempt=identity.previous_attempt,
         ))
         self._lock = threading.RLock()
         self._closers: list[Any] = []
@@ -100,7 +103,8 @@ class Run(MetricDirectives, FileDirectives):
         except FileExistsError:
             raise ProvenanceDirError(
                 f"rank {self.rank} of run {run_id} was already recorded in {self.final_dir}: "
-                "use a new run_id (or leave it out to get a fresh one)"
+                "use a new run_id (or leave it out to get a fresh one); to record a retry of that run, "
+                "set YPROV4ML_RESTART_COUNT to how many times it was restarted (torchrun and Slurm say it themselves)"
             ) from None
         except OSError as exc:
             raise ProvenanceDirError(

@@ -1,7 +1,8 @@
 """How the ranks of a run end together: each reports to rank 0, rank 0 collects and says when it is done.
 
-Through MPI (mpi4py) or torch.distributed's store when the program initialised one of them — rank 0
-then learns every rank's document digest and status without touching the shared file system — else by
+Through MPI (mpi4py) or torch.distributed's store when the program initialised one of them (under torchrun,
+its agent's store even without a process group) — rank 0 then learns every rank's document digest and
+status without touching the shared file system — else by
 polling the run directory (``collection.wait_for_ranks``). Every wait has a timeout: a rank that died
 never reports, and rank 0 lists it as missing instead of hanging; MPI's collectives cannot time out, so
 only non-blocking point-to-point messages (and the store's keys) are used, with tags of their own.
@@ -14,7 +15,9 @@ import sys
 import time
 from typing import Any, Protocol
 
-from .ranks import mpi_comm, torch_group
+from ..errors import YProvError
+from .ranks import detect_rank, mpi_comm, torch_group
+from .torchrun import agent_store
 
 REPORT_TAG = 0x7970  # "yp": the reports of the ranks to rank 0
 DONE_TAG = 0x7971  # rank 0 to the others: the collection is written
@@ -154,4 +157,11 @@ def coordinator(run_id: str, world_size: int) -> Coordinator | None:
         except Exception:  # a backend without a store: the file system it is
             return None
         return StoreCoordinator(store, run_id)
+    if detect_rank().launcher == "torchrun":  # no process group (yet, or any more): torchrun's own store
+        try:
+            store = agent_store()
+        except YProvError:  # the agent is gone: the file system still works
+            return None
+        if store is not None:
+            return StoreCoordinator(store, run_id)
     return None

@@ -1,4 +1,5 @@
-"""The run id every rank of a job agrees on: from the user, the launcher's job id, or a broadcast."""
+"""The run id every rank of a job agrees on: from the user, the launcher's job id, torchrun's agent store,
+or a broadcast; and, for a restarted job, which attempt of that run this is (``attempts``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Mapping
 
 from ..errors import YProvError
 from ..storage.names import safe_part
+from .attempts import RunIdentity, identity, restart_count
 from .ranks import RankInfo, mpi_comm, torch_group
+from .torchrun import agent_store, agreed_value
 
 RUN_ID_VARIABLE = "YPROV4ML_RUN_ID"
 
@@ -38,24 +41,50 @@ def new_run_id(experiment: str) -> str:
 
 def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
                  environ: Mapping[str, str] | None = None) -> str:
-    """The run id every rank of the job computes identically (never guessed from the file system).
+    """The run id every rank of the job computes identically (see ``agree_run_identity``)."""
+    return agree_run_identity(experiment, ranks, explicit, sequence, environ).run_id
+
+
+def agree_run_identity(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
+                       environ: Mapping[str, str] | None = None) -> RunIdentity:
+    """The run id every rank of the job computes identically (never guessed from the file system), and the
+    attempt: a job its launcher restarted records a new attempt of the same run.
 
     ``sequence`` counts the runs started earlier in this process, so that a job
     that starts several runs gets one id per run.
     """
     env = os.environ if environ is None else environ
+    base, lasting = _shared_base_id(experiment, ranks, explicit, sequence, env)
+    # an id drawn afresh (a lone process, a broadcast) names no earlier attempt: it is the first of its run
+    return identity(base, restart_count(env)) if lasting else RunIdentity(base)
+
+
+def _shared_base_id(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
+                    env: Mapping[str, str]) -> tuple[str, bool]:
+    """The id all ranks of the job share, and whether a restart of the job gets it again."""
+    suffix = f"-{sequence}" if sequence else ""
     given = explicit or env.get(RUN_ID_VARIABLE)
     if given:
-        return safe_part(given) + (f"-{sequence}" if sequence and not explicit else "")
+        return safe_part(given) + (suffix if not explicit else ""), True
     if ranks.world_size <= 1 and mpi_comm() is None:
-        return new_run_id(experiment)
+        return new_run_id(experiment), False
     if ranks.job_id:
-        return f"{safe_part(experiment)}-{safe_part(ranks.job_id)}" + (f"-{sequence}" if sequence else "")
-    if torch_group() is not None:  # torch.distributed (Lightning DDP, torchrun): rank 0 decides
-        return _torch_broadcast(new_run_id(experiment) if ranks.rank == 0 else None)
+        return f"{safe_part(experiment)}-{safe_part(ranks.job_id)}{suffix}", True
+    store = agent_store(env) if ranks.launcher == "torchrun" else None
+    if store is not None:  # torchrun without a rendezvous id: its store holds one id for every attempt
+        return agreed_value(store, f"yprov4ml/run-id/{sequence}", new_run_id(experiment)), True
+    if torch_group() is not None:  # torch.distributed (Lightning DDP): rank 0 decides
+        return _torch_broadcast(new_run_id(experiment) if ranks.rank == 0 else None), False
+    if ranks.launcher == "torchrun":
+        raise YProvError(
+            f"rank {ranks.rank} of {ranks.world_size} (torchrun) cannot agree on a run id with the other "
+            "workers: torchrun gave no rendezvous id and no agent store, and torch.distributed is not "
+            "initialised yet. Call start_run after torch.distributed.init_process_group(), run torchrun with "
+            f"--rdzv-id (or --standalone), or pass start_run(..., run_id='...') / set {RUN_ID_VARIABLE}."
+        )
     comm = mpi_comm() or _import_mpi_comm()
     if comm is not None and comm.Get_size() == ranks.world_size:
-        return comm.bcast(new_run_id(experiment) if comm.Get_rank() == 0 else None, root=0)
+        return comm.bcast(new_run_id(experiment) if comm.Get_rank() == 0 else None, root=0), False
     if comm is not None:  # rank= / world_size= given without a launcher: MPI is a world of its own
         raise YProvError(
             f"rank {ranks.rank} of {ranks.world_size} was given, but no launcher started the ranks together "

@@ -14,8 +14,8 @@ from ..version import __version__
 from ..record import FileEntity, ModelVersion, RunRecord
 from ..storage.metric_file import FORMAT_VERSION
 from ..storage.names import UniqueNames, safe_name, safe_part
-from .document import (context_activity_id, literal, metric_entity_id, new_document, prov_kind, run_activity_id,
-                       timestamp)
+from .document import (RUN_NAMESPACE, context_activity_id, literal, metric_entity_id, new_document, prov_kind,
+                       run_activity_id, timestamp)
 
 
 METRIC_FORMAT = f"yprov4ml-metrics/{FORMAT_VERSION}"
@@ -40,6 +40,7 @@ def build_document(record: RunRecord) -> ProvDocument:
         "wall_time_s": (info.end_time - info.start_time) if info.end_time else None,
         "redacted": (info.redacted + record.environment.get("redacted", [])) or None,
         **(record.resource_usage or {}), **info.external_ids,
+        "attempt": info.attempt if info.previous_attempt else None, "previous_attempt": info.previous_attempt,
     })
     if info.parent_task:
         run_attrs.update(_attrs({f"parent_{k}": v for k, v in info.parent_task.items() if v}))
@@ -47,6 +48,9 @@ def build_document(record: RunRecord) -> ProvDocument:
     run_attrs[PROV_LABEL] = f"{info.experiment} run {info.run_id} rank {rank}"
     run = doc.activity(run_activity_id(rank), timestamp(info.start_time),
                        timestamp(info.end_time) if info.end_time else None, run_attrs)
+    if info.previous_attempt:  # a restart: this attempt ran because of how the last one ended (docs/prov-model.md)
+        doc.add_namespace("previous", f"{RUN_NAMESPACE}{safe_part(info.previous_attempt)}/")
+        doc.wasInformedBy(run, run_activity_id(rank).replace("run:", "previous:", 1))
 
     person = doc.agent(f"user:{safe_part(info.user)}", {PROV_TYPE: prov_kind("prov:Person"), PROV_LABEL: info.user})
     software = doc.agent("yprov:yprov4ml", {PROV_TYPE: prov_kind("prov:SoftwareAgent"), PROV_LABEL: "yprov4ml",
