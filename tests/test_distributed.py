@@ -163,12 +163,20 @@ def test_rank_zero_does_not_wait_past_the_timeout_for_a_late_rank_over_mpi(tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     waited = {int(line.split()[1]): float(line.split()[4]) for line in done.stdout.splitlines()
               if line.startswith("rank ")}
+    assert {0, 1} <= set(waited), done.stdout + done.stderr
     assert waited[0] < 6 and waited[1] < 6  # 2 s timeout, not the late rank's 10 s
     (run_dir,) = (tmp_path / "prov" / "late").iterdir()
     job = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
     assert job["yprov:missing_ranks"] == "[2]" and job["yprov:coordinated_by"] == "mpi"
     assert yprov4ml.load_run(run_dir, rank=2).status == "FINISHED"  # its own record is whole, only late
     assert "pending" not in done.stderr  # no MPI request left behind
+    # the merge finds the late rank's document and corrects the collection rank 0 wrote without it
+    merged = subprocess.run([sys.executable, "-m", "yprov4ml.distributed.merge", str(run_dir), "-o",
+                             str(tmp_path / "merged.json")], capture_output=True, text=True)
+    assert merged.returncode == 0 and "ranks [2] came after rank 0 had listed them missing" in merged.stdout
+    corrected = assert_valid_prov(run_dir / "collection.json")["activity"]["run:distributed"]
+    assert corrected["yprov:missing_ranks"] == "[]" and corrected["yprov:late_ranks"] == "[2]"
+    assert corrected["yprov:status"] == "FINISHED" and corrected["yprov:coordinated_by"] == "mpi"
 
 
 @needs_mpi

@@ -145,15 +145,14 @@ def small_disk(tmp_path):
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
     try:
-        fh = open(filler, "wb")
+        fh = open(filler, "wb", buffering=0)  # unbuffered: nothing is left to flush (and fail) at close
     except OSError as exc:  # the run alone filled the disk: say with what
         listing = subprocess.run(["du", "-ab", str(disk)], capture_output=True, text=True).stdout
         raise AssertionError(f"the disk was full before the test filled it ({exc}):\n{listing}") from exc
     with fh:
         try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
+            while fh.write(b"\0" * 65536):  # a short write near the end, then ENOSPC (or 0 bytes)
+                pass
         except OSError:
             pass
     return filler

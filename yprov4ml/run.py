@@ -25,14 +25,14 @@ from .capture.reproducibility import KILLED_WAIT_S as KILLED_SNAPSHOT_WAIT_S
 from .capture.reproducibility import SNAPSHOT_WAIT_S, ReproducibilityCapture
 from .capture.secrets import Redactions
 from .distributed.attempts import RunIdentity
-from .distributed.ranks import RankInfo
+from .distributed.ranks import RankInfo, abort_mpi_world_after_failure
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
 from .parent import parent_task, register
 from .record import RunInfo, RunRecord
 from .run_files import FileDirectives
 from .run_metrics import MetricDirectives
 from .run_options import RunOptions
-from .safety import outcome
+from .safety import after_if_uncaught, outcome
 from .storage.background_files import BackgroundFiles
 from .storage.files import atomic_write_text, sha256_of
 from .storage.journal import Journal
@@ -293,7 +293,10 @@ class Run(MetricDirectives, FileDirectives):
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._open:
-            state.end_from_outside(self, *outcome(exc))
+            status, error = outcome(exc)
+            state.end_from_outside(self, status, error)
+            if status == "FAILED" and exc is not None:  # as the run's own hook would have (safety.py)
+                after_if_uncaught(exc, abort_mpi_world_after_failure)
 
 
 def mirror_uri(given: str | None) -> str | None:

@@ -230,6 +230,24 @@ def _on_uncaught(exc_type: type, exc: BaseException, tb: Any) -> None:
         after()
 
 
+def after_if_uncaught(exc: BaseException, after: Callable[[], None]) -> None:
+    """``after()`` once the traceback is printed, should ``exc`` — which just ended a run as it left the
+    run's ``with`` block, taking the run's own hook along — end the program uncaught.
+
+    Without it, a failed rank of an MPI world would wait in ``MPI_Finalize`` for ranks that wait in a
+    collective for it. An exception the program catches never reaches the hook: nothing happens.
+    """
+    previous = sys.excepthook
+
+    def hook(exc_type: type, value: BaseException, tb: Any) -> None:
+        sys.excepthook = previous
+        previous(exc_type, value, tb)
+        if value is exc:
+            after()
+
+    sys.excepthook = hook
+
+
 def _mark_keyboard_interrupt_unhandled() -> None:
     """Keep Python's exit by SIGINT after an unhandled KeyboardInterrupt (exit status 130 / -2).
 

@@ -10,6 +10,7 @@ local rank 0) and over the whole run.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime
@@ -24,11 +25,12 @@ from ..prov.decode import attributes, run_activity
 from ..prov.document import literal, new_document, prov_kind, run_activity_id, timestamp, to_json
 from ..storage.files import atomic_write_text, read_json, sha256_of
 from ..storage.layout import COLLECTION_FILE, prov_file
+from .failures import ERROR_SHOWN, failure_attributes, first_failure
 
 TIMEOUT_VARIABLE = "YPROV4ML_COLLECTION_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
 KILLED_WAIT_S = 3.0  # SIGTERM then SIGKILL: Slurm's KillWait is often 30 s, sometimes much less
-REPORTED = ("status", "host", "node", "node_index", "prov:startTime", "prov:endTime",
+REPORTED = ("status", "error", "host", "node", "node_index", "prov:startTime", "prov:endTime",
             *(f"total_{figure}" for figure in TOTALS))
 
 
@@ -42,12 +44,14 @@ def collection_timeout(given: float | None = None) -> float:
         return DEFAULT_TIMEOUT_S
 
 
-def rank_report(rank: int, document: Path, run: dict[str, Any]) -> dict[str, Any]:
+def rank_report(rank: int, document: Path, run: dict[str, Any], sha256: str | None = None) -> dict[str, Any]:
     """What a rank tells rank 0 of its record: its document (name, sha256, size) and its run activity's
-    status, host, node, times and energy totals (``run``: the decoded run activity)."""
-    report = {"rank": rank, "document": document.name, "sha256": sha256_of(document),
+    status, error, host, node, times and energy totals (``run``: the decoded run activity)."""
+    report = {"rank": rank, "document": document.name, "sha256": sha256 or sha256_of(document),
               "size_bytes": document.stat().st_size}
     report.update({name: run[name] for name in REPORTED if name in run})
+    if isinstance(report.get("error"), str):  # a traceback's head names the failure; the document keeps it whole
+        report["error"] = report["error"][:ERROR_SHOWN]
     return report
 
 
@@ -97,9 +101,11 @@ def node_totals(reports: dict[int, dict[str, Any]]) -> dict[str, dict[str, float
 
 
 def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace: str, world_size: int,
-                     reports: dict[int, dict[str, Any]], coordinated_by: str = "file system") -> Path:
-    """Write ``collection.json``: the distributed run, its rank documents (sha256), missing ranks, and its
-    energy per node and in total."""
+                     reports: dict[int, dict[str, Any]], coordinated_by: str = "file system",
+                     late: list[int] | None = None) -> Path:
+    """Write ``collection.json``: the distributed run, its rank documents (sha256), missing ranks, the rank
+    that failed first, and its energy per node and in total. ``late``: ranks a later reader (the merge) found
+    after rank 0 had listed them missing."""
     missing = [r for r in range(world_size) if r not in reports]
     doc = new_document(run_id, user_namespace)
     starts = [r["prov:startTime"] for r in reports.values() if isinstance(r.get("prov:startTime"), str)]
@@ -117,6 +123,9 @@ def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace
         "yprov:coordinated_by": coordinated_by,
         "yprov:nodes": literal(names), "yprov:energy_by_node": literal(per_node),
         **{f"yprov:{name}": value for name, value in summed_totals(reports.values()).items()},
+        **failure_attributes(first_failure(reports)),
+        **({"yprov:late_ranks": literal(sorted(late)), "yprov:corrected_at": timestamp(time.time()).isoformat()}
+           if late else {}),
     })
     collection = doc.entity("run:collection", {PROV_TYPE: prov_kind("prov:Collection"), PROV_LABEL: "rank documents",
                                                "yprov:world_size": world_size})
@@ -146,3 +155,28 @@ def _time(text: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def correct_late_ranks(run_dir: Path, run_id: str,
+                       documents: dict[int, tuple[Path, dict[str, Any], str]]) -> list[int]:
+    """Rewrite ``collection.json`` when ranks it lists as missing have a document now (they were late, not
+    dead); ``documents``: rank → (document, decoded run activity, sha256) of run ``run_id``, as the merge
+    read them. Returns the ranks found late (nothing is rewritten when there are none)."""
+    path = run_dir / COLLECTION_FILE
+    try:
+        data = read_json(path)
+        job = data["activity"]["run:distributed"]
+        missing = json.loads(job["yprov:missing_ranks"])
+        world = int(attributes(job)["world_size"])
+    except (DocumentError, KeyError, TypeError, ValueError):
+        return []  # no collection (or not ours): nothing to correct
+    facts = attributes(job)
+    late = sorted(r for r in missing if isinstance(r, int) and r in documents)
+    if not late or facts.get("run_id") != run_id:
+        return []
+    reports = {rank: rank_report(rank, document, run, digest)
+               for rank, (document, run, digest) in documents.items() if 0 <= rank < world}
+    user_namespace = str(data.get("prefix", {}).get("user", ""))
+    write_collection(run_dir, str(facts.get("run_id", run_dir.name)), str(facts.get("experiment", "")),
+                     user_namespace, world, reports, str(facts.get("coordinated_by", "file system")), late)
+    return late

@@ -13,7 +13,7 @@ from .coordination import coordinator
 def run_facts(record: Any) -> dict[str, Any]:
     """The facts of a finished record that its rank document's run activity carries and rank 0 collects."""
     info = record.info
-    facts = {"status": info.status, "host": info.host, "node": info.node, "node_index": info.node_index,
+    facts = {"status": info.status, "error": info.error, "host": info.host, "node": info.node, "node_index": info.node_index,
              "prov:startTime": timestamp(info.start_time).isoformat()}
     if info.end_time:
         facts["prov:endTime"] = timestamp(info.end_time).isoformat()

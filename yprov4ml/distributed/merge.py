@@ -34,7 +34,8 @@ from ..prov.validate import count_records
 from ..storage.files import atomic_writer, read_json_and_bytes
 from ..storage.layout import COLLECTION_FILE, rank_documents
 from ..storage.names import safe_part
-from .collection import node_totals
+from .collection import correct_late_ranks, node_totals
+from .failures import failure_attributes, first_failure
 from .ranks import missing_ranks
 
 
@@ -50,6 +51,7 @@ class MergeResult:
     records: int
     metrics: int = 0
     warnings: list[str] = field(default_factory=list)
+    late_ranks: dict[str, list[int]] = field(default_factory=dict)  # run directory → ranks its collection missed
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -185,7 +187,13 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     bundles = [(_bundle_id(d, multi), d.path, checked[d.path].sha256) for d in docs]
     _write_streamed(output, prefixes, bundles, top)
     records = sum(c.records for c in checked.values()) + count_records(top)
-    return MergeResult(output, [d.rank for d in docs], run_ids, records, len(summaries))
+    late = {}
+    for directory, run_id in sorted({(d.path.parent, d.run_id) for d in docs}):
+        found = correct_late_ranks(directory, run_id, {d.rank: (d.path, d.run, checked[d.path].sha256) for d in docs
+                                                       if d.path.parent == directory and d.run_id == run_id})
+        if found:
+            late[str(directory)] = found
+    return MergeResult(output, [d.rank for d in docs], run_ids, records, len(summaries), late_ranks=late)
 
 
 def _bundle_id(doc: RankDocument, multi: bool) -> str:
@@ -223,6 +231,7 @@ def _top_level(docs: list[RankDocument], run_ids: list[str], multi: bool,
             "yprov:nodes": json.dumps(sorted({str(d.run.get("node") or d.run.get("host") or "") for d in ranks})),
             "yprov:energy_by_node": json.dumps(per_node, sort_keys=True),
             **{f"yprov:{name}": _typed(value) for name, value in summed_totals(d.run for d in ranks).items()},
+            **{k: _typed(v) for k, v in failure_attributes(first_failure({d.rank: d.run for d in ranks})).items()},
         }
         starts = [d.run["prov:startTime"] for d in ranks if "prov:startTime" in d.run]
         ends = [d.run["prov:endTime"] for d in ranks if "prov:endTime" in d.run]
@@ -296,10 +305,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "prov-merge") -> int:
         return 2
     if args.json:
         print(json.dumps({"output": str(result.output), "ranks": result.ranks, "run_ids": result.run_ids,
-                          "records": result.records, "metrics": result.metrics}))
+                          "records": result.records, "metrics": result.metrics, "late_ranks": result.late_ranks}))
     else:
         print(f"{result.output}: {len(result.ranks)} rank documents of {', '.join(result.run_ids)}, "
               f"{result.records} records, {result.metrics} cross-rank metric summaries")
+        for directory, late in result.late_ranks.items():
+            print(f"{directory}/collection.json: corrected, ranks {late} came after rank 0 had listed them missing")
     return 0
 
 

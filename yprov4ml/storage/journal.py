@@ -62,3 +62,26 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(event, dict) and "event" in event:
                 yield event
+
+
+TAIL_BYTES = 65536  # the end event is the journal's last line or close to it
+
+
+def last_event(path: Path, kind: str) -> dict[str, Any] | None:
+    """The last event of kind ``kind`` among the journal's final lines (reads only its tail)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - TAIL_BYTES))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if f'"event": "{kind}"' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(event, dict) and event.get("event") == kind:
+            return event
+    return None

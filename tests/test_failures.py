@@ -1,0 +1,38 @@
+"""A distributed job that fails: the rank that failed first is named wherever its ranks are summed up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yprov4ml
+
+from conftest import ROOT, assert_valid_prov
+from test_distributed import _mpiexec, needs_mpi
+
+
+@needs_mpi
+def test_recover_and_merge_name_the_rank_that_failed_before_the_launcher_ended_the_others(tmp_path):
+    done = _mpiexec(4, ROOT / "tests" / "scripts" / "failing_rank.py", str(tmp_path / "prov"), cwd=tmp_path,
+                    timeout=120)
+    assert done.returncode != 0 and "rank 2 diverged at step 5" in done.stderr
+    (run_dir,) = (tmp_path / "prov" / "failing").iterdir()
+    recovered = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(run_dir)],
+                               capture_output=True, text=True, timeout=120)
+    assert recovered.returncode == 0, recovered.stderr
+    failed = yprov4ml.load_run(run_dir, rank=2)
+    assert failed.status == "FAILED" and failed.error == "RuntimeError: rank 2 diverged at step 5"
+    # Hydra ends the other ranks at once (SIGKILL): recover writes their documents, each naming rank 2
+    others = [yprov4ml.load_run(run_dir, rank=rank) for rank in (0, 1, 3)]
+    assert [v.run.get("recovered") for v in others] == [True, True, True]
+    for view in others:
+        assert view.status == "KILLED" and view.run["ended_after_failure_of_rank"] == 2
+        assert view.error.startswith("the process ended without end_run after rank 2 failed "
+                                     "(RuntimeError: rank 2 diverged at step 5)")
+    merged = subprocess.run([sys.executable, "-m", "yprov4ml.distributed.merge", str(run_dir), "-o",
+                             str(tmp_path / "merged.json")], capture_output=True, text=True, timeout=120)
+    assert merged.returncode == 0, merged.stderr
+    job = assert_valid_prov(tmp_path / "merged.json")["activity"]["merged:distributed"]
+    assert job["yprov:first_failed_rank"] == {"$": "2", "type": "xsd:long"}
+    assert job["yprov:first_failure"] == "RuntimeError: rank 2 diverged at step 5"
