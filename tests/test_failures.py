@@ -36,3 +36,11 @@ def test_recover_and_merge_name_the_rank_that_failed_before_the_launcher_ended_t
     job = assert_valid_prov(tmp_path / "merged.json")["activity"]["merged:distributed"]
     assert job["yprov:first_failed_rank"] == {"$": "2", "type": "xsd:long"}
     assert job["yprov:first_failure"] == "RuntimeError: rank 2 diverged at step 5"
+
+
+@needs_mpi
+def test_start_run_does_not_wait_forever_for_a_rank_zero_that_never_sends_the_run_id(tmp_path):
+    done = _mpiexec(3, ROOT / "tests" / "scripts" / "absent_rank_zero.py", str(tmp_path / "prov"), cwd=tmp_path,
+                    timeout=25)  # rank 0 sleeps 30 s: only the broadcast's own 2 s timeout ends this in time
+    assert done.returncode != 0
+    assert "rank 0 sent no run id within 2 s (start_run agrees on it over MPI)" in done.stdout, done.stderr

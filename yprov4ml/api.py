@@ -105,7 +105,8 @@ def start_run(prov_user_namespace: str | None = None, experiment_name: str | Non
             )
         experiment = experiment_name or _default_experiment()
         ranks = resolve_ranks(rank, world_size, collect_all_processes)
-        identity = agree_run_identity(experiment, ranks, run_id, state.runs_started)
+        identity = agree_run_identity(experiment, ranks, run_id, state.runs_started,
+                                      timeout_s=options.collection_timeout_s)
         the_id = identity.run_id
         save_dir = reproduction_save_dir() or (provenance_save_dir if provenance_save_dir is not None else "prov")
         if ranks.rank != 0 and not collect_all_processes:

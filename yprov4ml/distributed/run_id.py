@@ -4,13 +4,15 @@ or a broadcast; and, for a restarted job, which attempt of that run this is (``a
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping
 
 from ..errors import YProvError
 from ..storage.names import safe_part
 from .attempts import RunIdentity, identity, restart_count
+from .collection import collection_timeout
 from .ranks import RankInfo, mpi_comm, torch_group
 from .torchrun import agent_store, agreed_value
 
@@ -23,6 +25,30 @@ def _torch_broadcast(value: str | None) -> str:
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+BROADCAST_BYTES = 512  # a run id is at most ~230 ASCII characters (storage.names.MAX_IDENTITY + a stamp)
+
+
+def _mpi_broadcast(comm: Any, value: str | None, timeout_s: float) -> str:
+    """Rank 0's ``value`` on every rank, or a clear error after ``timeout_s`` (a blocking bcast waits forever
+    for a rank 0 that died or never calls start_run): a non-blocking broadcast of a fixed-size buffer."""
+    buffer = bytearray(BROADCAST_BYTES)
+    if comm.Get_rank() == 0:
+        data = (value or "").encode()
+        buffer[:len(data)] = data
+    request = comm.Ibcast(buffer, root=0)
+    deadline, pause = time.monotonic() + timeout_s, 0.001
+    while not request.Test():
+        if time.monotonic() >= deadline:
+            raise YProvError(
+                f"rank {comm.Get_rank()} of {comm.Get_size()}: rank 0 sent no run id within {timeout_s:g} s "
+                "(start_run agrees on it over MPI): rank 0 died, or does not call start_run. Pass the same "
+                f"start_run(..., run_id='...') on every rank, or set {RUN_ID_VARIABLE}, to agree without MPI."
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)  # back off: thousands of ranks wait here at once
+    return bytes(buffer).rstrip(b"\0").decode()
 
 
 def _import_mpi_comm() -> object | None:
@@ -46,21 +72,22 @@ def agree_run_id(experiment: str, ranks: RankInfo, explicit: str | None, sequenc
 
 
 def agree_run_identity(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
-                       environ: Mapping[str, str] | None = None) -> RunIdentity:
+                       environ: Mapping[str, str] | None = None, timeout_s: float | None = None) -> RunIdentity:
     """The run id every rank of the job computes identically (never guessed from the file system), and the
     attempt: a job its launcher restarted records a new attempt of the same run.
 
     ``sequence`` counts the runs started earlier in this process, so that a job
-    that starts several runs gets one id per run.
+    that starts several runs gets one id per run; a broadcast over MPI waits at most ``timeout_s``
+    (default: the collection timeout).
     """
     env = os.environ if environ is None else environ
-    base, lasting = _shared_base_id(experiment, ranks, explicit, sequence, env)
+    base, lasting = _shared_base_id(experiment, ranks, explicit, sequence, env, timeout_s)
     # an id drawn afresh (a lone process, a broadcast) names no earlier attempt: it is the first of its run
     return identity(base, restart_count(env)) if lasting else RunIdentity(base)
 
 
 def _shared_base_id(experiment: str, ranks: RankInfo, explicit: str | None, sequence: int,
-                    env: Mapping[str, str]) -> tuple[str, bool]:
+                    env: Mapping[str, str], timeout_s: float | None) -> tuple[str, bool]:
     """The id all ranks of the job share, and whether a restart of the job gets it again."""
     suffix = f"-{sequence}" if sequence else ""
     given = explicit or env.get(RUN_ID_VARIABLE)
@@ -84,7 +111,8 @@ def _shared_base_id(experiment: str, ranks: RankInfo, explicit: str | None, sequ
         )
     comm = mpi_comm() or _import_mpi_comm()
     if comm is not None and comm.Get_size() == ranks.world_size:
-        return comm.bcast(new_run_id(experiment) if comm.Get_rank() == 0 else None, root=0), False
+        return _mpi_broadcast(comm, new_run_id(experiment) if comm.Get_rank() == 0 else None,
+                              collection_timeout(timeout_s)), False
     if comm is not None:  # rank= / world_size= given without a launcher: MPI is a world of its own
         raise YProvError(
             f"rank {ranks.rank} of {ranks.world_size} was given, but no launcher started the ranks together "
