@@ -24,6 +24,7 @@ from .capture.environment import capture_environment, capture_source
 from .capture.reproducibility import KILLED_WAIT_S as KILLED_SNAPSHOT_WAIT_S
 from .capture.reproducibility import SNAPSHOT_WAIT_S, ReproducibilityCapture
 from .capture.secrets import Redactions
+from .distributed import sentinel
 from .distributed.attempts import RunIdentity
 from .distributed.ranks import RankInfo, abort_mpi_world_after_failure
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
@@ -117,6 +118,8 @@ class Run(MetricDirectives, FileDirectives):
                                                        [Path(save_dir).absolute(), self.run_dir],
                                                        options.keep_in_clear)
         self._reproducibility.start()
+        if info.world_size > 1 and info.collect_all_processes:  # who dies first, when nothing inside can say
+            sentinel.watch(run_id, info.node, self.rank, self.final_dir)
         if info.parent_task:
             register(info.parent_task, "start", run_id, self.rank, self.final_dir, prov_file(self.final_dir, self.rank))
         self._start_collectors()
@@ -195,6 +198,7 @@ class Run(MetricDirectives, FileDirectives):
         finally:
             self._ended.set()
             state.release(self)
+            sentinel.ended()
         from .distributed.ending import end_with_other_ranks
 
         end_with_other_ranks(self, status)

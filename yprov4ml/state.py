@@ -14,6 +14,7 @@ import threading
 from typing import Any, Protocol
 
 from . import safety
+from .distributed import sentinel
 from .distributed.ranks import abort_mpi_world_after_failure
 from .errors import RunNotActiveError
 
@@ -104,6 +105,7 @@ def _after_fork_in_child() -> None:
     # No lock may be taken here: another thread of the parent may have held it at fork time.
     run = _active
     safety.reset_after_fork()
+    sentinel.forget_after_fork()
     if run is not None:
         run.detach_after_fork()
 

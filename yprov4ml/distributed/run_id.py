@@ -12,7 +12,6 @@ from typing import Any, Mapping
 from ..errors import YProvError
 from ..storage.names import safe_part
 from .attempts import RunIdentity, identity, restart_count
-from .collection import collection_timeout
 from .ranks import RankInfo, mpi_comm, torch_group
 from .torchrun import agent_store, agreed_value
 
@@ -111,6 +110,8 @@ def _shared_base_id(experiment: str, ranks: RankInfo, explicit: str | None, sequ
         )
     comm = mpi_comm() or _import_mpi_comm()
     if comm is not None and comm.Get_size() == ranks.world_size:
+        from .collection import collection_timeout  # here: the collection needs prov, `import yprov4ml` must not
+
         return _mpi_broadcast(comm, new_run_id(experiment) if comm.Get_rank() == 0 else None,
                               collection_timeout(timeout_s)), False
     if comm is not None:  # rank= / world_size= given without a launcher: MPI is a world of its own

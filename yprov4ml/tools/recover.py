@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
-from ..distributed.failures import first_failure_in_journals, killed_after
+from ..distributed.failures import DIED, died_first, first_failure_of_run, killed_after
 from ..errors import NotARunError
 from ..storage.files import atomic_write_text, resolve_inside, sha256_of, tree_size_and_sha256
 from ..storage.journal import read_journal
@@ -199,7 +199,7 @@ def recover(run_dir: str | Path, force: bool = False) -> RecoveryResult:
         raise NotARunError(f"{run_dir} is not a yprov4ml run directory: no journal.rank*.jsonl in it")
     result = RecoveryResult(run_dir)
     ranks = {int(journal.name[len("journal.rank"):-len(".jsonl")]): journal for journal in journals}
-    failed_first = first_failure_in_journals(run_dir, ranks) if len(ranks) > 1 else None
+    failed_first = first_failure_of_run(run_dir, ranks) if len(ranks) > 1 else None
     for rank, journal in ranks.items():
         target = prov_file(run_dir, rank)
         if target.exists():
@@ -218,9 +218,13 @@ def recover(run_dir: str | Path, force: bool = False) -> RecoveryResult:
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise NotARunError(f"{journal}: the journal is damaged and cannot be recovered "
                                f"({type(exc).__name__}: {exc})") from None
-        if failed_first is not None and record.info.status == "KILLED" and failed_first.rank != rank:
-            record.info.error = killed_after(failed_first)
-            record.resource_usage["ended_after_failure_of_rank"] = failed_first.rank
+        if failed_first is not None and record.info.status == "KILLED":
+            if failed_first.rank != rank:
+                record.info.error = killed_after(failed_first)
+                record.resource_usage["ended_after_failure_of_rank"] = failed_first.rank
+            elif failed_first.error == DIED:
+                record.info.error = died_first(failed_first)
+                record.resource_usage["ended_first"] = True
         atomic_write_text(target, to_json(build_document(record)))
         result.recovered[rank] = target
     return result
