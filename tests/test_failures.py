@@ -14,8 +14,8 @@ from test_distributed import _mpiexec, mpi_run, needs_mpi  # noqa: F401 (a fixtu
 
 @needs_mpi
 def test_recover_and_merge_name_the_rank_that_failed_before_the_launcher_ended_the_others(tmp_path):
-    done = _mpiexec(4, ROOT / "tests" / "scripts" / "failing_rank.py", str(tmp_path / "prov"), cwd=tmp_path,
-                    timeout=120)
+    done = _mpiexec(4, ROOT / "tests" / "scripts" / "failing_rank.py", str(tmp_path / "prov"), "raise", "2",
+                    cwd=tmp_path, timeout=120)
     assert done.returncode != 0 and "rank 2 diverged at step 5" in done.stderr
     (run_dir,) = (tmp_path / "prov" / "failing").iterdir()
     recovered = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(run_dir)],
@@ -48,10 +48,10 @@ def test_start_run_does_not_wait_forever_for_a_rank_zero_that_never_sends_the_ru
 
 @needs_mpi
 def test_kill_9_of_one_of_8_ranks_names_it_though_the_launcher_kills_the_others_alike(tmp_path):
-    done = _mpiexec(8, ROOT / "tests" / "scripts" / "killed_rank.py", str(tmp_path / "prov"), cwd=tmp_path,
-                    timeout=120)
+    done = _mpiexec(8, ROOT / "tests" / "scripts" / "failing_rank.py", str(tmp_path / "prov"), "kill", "5",
+                    cwd=tmp_path, timeout=120)
     assert done.returncode != 0 and "Killed (signal 9)" in done.stdout + done.stderr
-    (run_dir,) = (tmp_path / "prov" / "killed").iterdir()
+    (run_dir,) = (tmp_path / "prov" / "failing").iterdir()
     assert not list(run_dir.glob("prov.rank*.json"))  # Hydra killed every rank: only the journals say anything
     recovered = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "recover", str(run_dir)],
                                capture_output=True, text=True, timeout=120)
