@@ -54,13 +54,22 @@ fi
 
 stop
 mkdir -p "$STATE/spool" "$STATE/state" "$STATE/log"
+# Ports nothing listens on now: daemons of another cluster on this host (an earlier run left behind, the
+# distribution's own service) would otherwise answer in our place — sinfo then reports *their* nodes idle,
+# and srun's PMI2 looks for the job step's socket in our spool directory while theirs runs it.
+read -r CTLD_PORT N1_PORT N2_PORT < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(3)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
 HOST=$(hostname -s)
 CPUS=$(nproc)
 MEM=$(( ($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512) / 2 ))  # half the machine per node
 cat > "$CONF" <<CONFEOF
 ClusterName=yprov4ml
 SlurmctldHost=$HOST
-SlurmctldPort=6917
+SlurmctldPort=$CTLD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -79,8 +88,8 @@ MpiDefault=pmi2
 ReturnToService=2
 KillWait=5
 # Two nodes on this host: each its own name, its own port, the same address.
-NodeName=n1 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17001 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-NodeName=n2 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=17002 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+NodeName=n1 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$N1_PORT CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+NodeName=n2 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$N2_PORT CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
 CONFEOF
 export SLURM_CONF="$CONF"
@@ -88,10 +97,16 @@ if [ ! -e "$SYSTEM_CONF" ] || [ -L "$SYSTEM_CONF" ]; then mkdir -p "$(dirname "$
 slurmctld -c -f "$CONF"
 slurmd -N n1 -f "$CONF"
 slurmd -N n2 -f "$CONF"
+ours_alive() {  # the daemons this script started, by their pid files — not whoever answers on a port
+    for pid in "$STATE/slurmctld.pid" "$STATE/slurmd.n1.pid" "$STATE/slurmd.n2.pid"; do
+        [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null || return 1
+    done
+}
 for _ in $(seq 1 60); do
-    if [ "$(sinfo -h -o %T 2>/dev/null | grep -c idle)" -ge 1 ] && \
+    if ours_alive && [ "$(sinfo -h -o %T 2>/dev/null | grep -c idle)" -ge 1 ] && \
        [ "$(sinfo -h -N -o %T 2>/dev/null | grep -c idle)" -eq 2 ]; then echo "SLURM_CONF=$CONF"; exit 0; fi
     sleep 0.5
 done
-echo "local_slurm: the two nodes did not become idle; see $STATE/log" >&2
+echo "local_slurm: the two nodes did not become idle; see $STATE/log:" >&2
+tail -n 5 "$STATE"/log/*.log >&2 || true
 exit 4
