@@ -15,7 +15,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 
@@ -55,29 +55,45 @@ def rank_report(rank: int, document: Path, run: dict[str, Any], sha256: str | No
     return report
 
 
-def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float, poll_s: float = 0.2) -> dict[int, Path]:
-    """The rank documents present once all are there or ``timeout_s`` has passed."""
-    deadline = time.monotonic() + timeout_s
+POLL_FIRST_S, POLL_MOST_S = 0.2, 5.0  # polling the shared file system backs off from the first to the most
+
+
+def backing_off(timeout_s: float) -> Iterator[None]:
+    """Yield, then sleep, at growing intervals (x1.5 up to ``POLL_MOST_S``), until ``timeout_s`` has passed:
+    thousands of ranks polling a shared file system must not ask its metadata server 5 times a second each."""
+    deadline, pause = time.monotonic() + timeout_s, POLL_FIRST_S
     while True:
-        found = {r: prov_file(run_dir, r) for r in range(world_size) if prov_file(run_dir, r).is_file()}
-        if len(found) == world_size or time.monotonic() >= deadline:
-            return found
-        time.sleep(poll_s)
+        yield
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 1.5, POLL_MOST_S)
 
 
-def wait_for_collection(run_dir: Path, timeout_s: float, poll_s: float = 0.2) -> bool:
+def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float) -> dict[int, Path]:
+    """The rank documents present once all are there or ``timeout_s`` has passed (each poll looks only for
+    the ones still missing)."""
+    found: dict[int, Path] = {}
+    missing = list(range(world_size))
+    for _ in backing_off(timeout_s):
+        for rank in missing:
+            if prov_file(run_dir, rank).is_file():
+                found[rank] = prov_file(run_dir, rank)
+        missing = [r for r in missing if r not in found]
+        if not missing:
+            break
+    return found
+
+
+def wait_for_collection(run_dir: Path, timeout_s: float) -> bool:
     """Ranks other than 0, without MPI or torch.distributed: wait until rank 0 has written the collection.
 
     Ending together matters: MPICH's mpiexec kills the processes still running
     once the others have exited after a rank died, which would kill rank 0
     while it waits for the dead rank's document.
     """
-    deadline = time.monotonic() + timeout_s
-    while not (run_dir / COLLECTION_FILE).is_file():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)
-    return True
+    return any((run_dir / COLLECTION_FILE).is_file() for _ in backing_off(timeout_s))
 
 
 def reports_from_files(run_dir: Path, world_size: int, timeout_s: float) -> dict[int, dict[str, Any]]:

@@ -22,6 +22,7 @@ from .torchrun import agent_store
 REPORT_TAG = 0x7970  # "yp": the reports of the ranks to rank 0
 DONE_TAG = 0x7971  # rank 0 to the others: the collection is written
 POLL_S = 0.02
+POLL_MOST_S = 1.0
 SEND_WAIT_S = 1.0
 
 
@@ -50,12 +51,14 @@ def _withdraw(request: Any) -> None:
 
 
 def _until(deadline: float, pending: dict, test: Any) -> None:
+    pause = POLL_S
     while pending and time.monotonic() < deadline:
         for key in list(pending):
             if test(key, pending[key]):
                 del pending[key]
         if pending:
-            time.sleep(POLL_S)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, POLL_MOST_S)  # every rank polls rank 0's store: back off
 
 
 class MpiCoordinator:

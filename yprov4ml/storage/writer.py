@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -14,12 +15,17 @@ MAX_RECORD_ELEMENTS = 1 << 20  # values (vector elements, indices) per record: a
 
 
 class MetricFileWriter:
-    """Appends records to one rank's metric file: one ``write`` a drain, cut back to whole records on failure."""
+    """Appends records to one rank's metric file: one ``write`` a drain, cut back to whole records on failure.
+
+    The file stays open from the first drain to ``close``: on a parallel file system every open is a
+    metadata request to a shared server, at every flush of every rank.
+    """
 
     def __init__(self, path: Path, rank: int):
         self.path = path
         self._header = header_line(rank)
         self._good_size = 0  # the file's length up to its last whole record
+        self._fd: int | None = None
 
     def write(self, batch: list[tuple[MetricSeries, list[tuple]]]) -> None:
         """Append every series' rows (declaring new series first) in one write, then fold them into the
@@ -35,8 +41,7 @@ class MetricFileWriter:
                 parts.append(encode_points(series.number, series.kind, steps, times, values))
         blob = b"".join(parts)
         try:
-            with open(self.path, "ab") as fh:  # one write per drain, whatever the number of series
-                fh.write(blob)
+            self._append(blob)  # one write per drain, whatever the number of series
         except OSError:
             self._cut_back()
             for series, rows in batch:
@@ -48,6 +53,22 @@ class MetricFileWriter:
             series.declared = True
             for chunk in _chunks(series.kind, rows):
                 series.summarise(*zip(*chunk))
+
+    def _append(self, blob: bytes) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        view = memoryview(blob)
+        while view:  # a short write (a signal, a nearly full disk): the rest follows, or OSError
+            written = os.write(self._fd, view)
+            if not written:
+                raise OSError(errno.ENOSPC, "the metric file takes no more bytes")
+            view = view[written:]
+
+    def close(self) -> None:
+        """Close the file (a later write opens it again)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _cut_back(self) -> None:
         try:
@@ -119,3 +140,4 @@ class MetricWriter:
         if self._thread.is_alive():
             self._thread.join()
         self.drain()
+        self.file.close()
