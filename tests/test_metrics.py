@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import math
 import struct
 import threading
@@ -170,3 +171,22 @@ def test_flops_are_counted_by_torch_and_logged(save_dir):
     with yprov4ml.start_run("www.example.org", "flops", save_dir):
         with pytest.raises(TypeError, match="torch.nn.Module"):
             yprov4ml.log_flops_per_batch("f", "not a model", x)
+
+
+def test_the_metric_file_is_opened_once_however_often_it_is_flushed(save_dir, monkeypatch):
+    opened = []
+    real_open = os.open
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    run = yprov4ml.start_run(experiment_name="opens", provenance_save_dir=save_dir, flush_interval_s=3600)
+    monkeypatch.setattr(os, "open", counting_open)
+    for step in range(50):
+        yprov4ml.log_metric("loss", 1.0 / (step + 1), step=step)
+        run._writer.drain()  # a flush per point: on a parallel file system each open is a metadata request
+    monkeypatch.undo()
+    yprov4ml.end_run()
+    assert [p for p in opened if p.endswith(".ymetric")] == [str(run.run_dir / "metrics.rank0.ymetric")]
+    assert yprov4ml.load_run(run.run_dir).metric("loss").steps == list(range(50))

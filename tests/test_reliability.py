@@ -161,6 +161,7 @@ def test_a_full_disk_during_training_is_reported_once_and_at_end(save_dir):
     flushed = series_path.read_bytes()
     series_path.unlink()
     series_path.symlink_to("/dev/full")  # every further write fails with ENOSPC, as on a full disk
+    run._writer.file.close()  # the writer keeps its file open: have it open the swapped one
     with pytest.warns(RuntimeWarning, match="could not write metrics") as caught:
         for step in range(1, 40):
             yprov4ml.log_metric("loss", 1.0, step=step)  # never raises into the training loop

@@ -43,6 +43,7 @@ class MetricFileWriter:
         try:
             self._append(blob)  # one write per drain, whatever the number of series
         except OSError:
+            self.close()  # the next try opens the file again (an NFS handle gone stale, a file put back)
             self._cut_back()
             for series, rows in batch:
                 series.keep_unwritten(rows)
