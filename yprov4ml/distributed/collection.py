@@ -15,7 +15,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 
@@ -26,6 +26,7 @@ from ..prov.document import literal, new_document, prov_kind, run_activity_id, t
 from ..storage.files import atomic_write_text, read_json, sha256_of
 from ..storage.layout import COLLECTION_FILE, prov_file
 from .failures import ERROR_SHOWN, failure_attributes, first_failure
+from .polling import backing_off
 
 TIMEOUT_VARIABLE = "YPROV4ML_COLLECTION_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
@@ -55,20 +56,7 @@ def rank_report(rank: int, document: Path, run: dict[str, Any], sha256: str | No
     return report
 
 
-POLL_FIRST_S, POLL_MOST_S = 0.2, 5.0  # polling the shared file system backs off from the first to the most
-
-
-def backing_off(timeout_s: float) -> Iterator[None]:
-    """Yield, then sleep, at growing intervals (x1.5 up to ``POLL_MOST_S``), until ``timeout_s`` has passed:
-    thousands of ranks polling a shared file system must not ask its metadata server 5 times a second each."""
-    deadline, pause = time.monotonic() + timeout_s, POLL_FIRST_S
-    while True:
-        yield
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(pause, left))
-        pause = min(pause * 1.5, POLL_MOST_S)
+POLL_FIRST_S, POLL_MOST_S = 0.2, 5.0  # thousands of ranks polling a shared file system: not 5 times a second each
 
 
 def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float) -> dict[int, Path]:
@@ -76,7 +64,7 @@ def wait_for_ranks(run_dir: Path, world_size: int, timeout_s: float) -> dict[int
     the ones still missing)."""
     found: dict[int, Path] = {}
     missing = list(range(world_size))
-    for _ in backing_off(timeout_s):
+    for _ in backing_off(timeout_s, POLL_FIRST_S, POLL_MOST_S):
         for rank in missing:
             if prov_file(run_dir, rank).is_file():
                 found[rank] = prov_file(run_dir, rank)
@@ -93,7 +81,7 @@ def wait_for_collection(run_dir: Path, timeout_s: float) -> bool:
     once the others have exited after a rank died, which would kill rank 0
     while it waits for the dead rank's document.
     """
-    return any((run_dir / COLLECTION_FILE).is_file() for _ in backing_off(timeout_s))
+    return any((run_dir / COLLECTION_FILE).is_file() for _ in backing_off(timeout_s, POLL_FIRST_S, POLL_MOST_S))
 
 
 def reports_from_files(run_dir: Path, world_size: int, timeout_s: float) -> dict[int, dict[str, Any]]:

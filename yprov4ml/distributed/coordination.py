@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any, Protocol
 
 from ..errors import YProvError
+from .polling import backing_off
 from .ranks import detect_rank, mpi_comm, torch_group
 from .torchrun import agent_store
 
@@ -50,15 +50,13 @@ def _withdraw(request: Any) -> None:
     request.Wait()  # a cancelled request completes at once (the plain Wait: nothing to unpickle)
 
 
-def _until(deadline: float, pending: dict, test: Any) -> None:
-    pause = POLL_S
-    while pending and time.monotonic() < deadline:
+def _until(timeout_s: float, pending: dict, test: Any) -> None:
+    for _ in backing_off(timeout_s, POLL_S, POLL_MOST_S):  # every rank polls rank 0's store
         for key in list(pending):
             if test(key, pending[key]):
                 del pending[key]
-        if pending:
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 1.5, POLL_MOST_S)  # every rank polls rank 0's store: back off
+        if not pending:
+            return
 
 
 class MpiCoordinator:
@@ -83,7 +81,7 @@ class MpiCoordinator:
                 found[rank] = report
             return done
 
-        _until(time.monotonic() + timeout_s, pending, test)
+        _until(timeout_s, pending, test)
         for request in pending.values():  # the ranks that never reported
             _withdraw(request)
         return found
@@ -96,7 +94,7 @@ class MpiCoordinator:
         self._complete_sends()
         request = self.comm.irecv(source=0, tag=DONE_TAG)
         pending = {0: request}
-        _until(time.monotonic() + timeout_s, pending, lambda _, r: r.test()[0])
+        _until(timeout_s, pending, lambda _, r: r.test()[0])
         if pending:
             _withdraw(request)
         return not pending
@@ -104,7 +102,7 @@ class MpiCoordinator:
     def _complete_sends(self) -> None:
         """Small messages leave at once; a send still under way (its receiver gone) is let go, not waited for."""
         pending = dict(enumerate(self._sent))
-        _until(time.monotonic() + SEND_WAIT_S, pending, lambda _, r: r.Test())
+        _until(SEND_WAIT_S, pending, lambda _, r: r.Test())
         for request in pending.values():
             request.Free()
         self._sent = []
@@ -135,7 +133,7 @@ class StoreCoordinator:
                 pass
             return True
 
-        _until(time.monotonic() + timeout_s, pending, test)
+        _until(timeout_s, pending, test)
         return found
 
     def announce_collected(self, world_size: int) -> None:
@@ -143,7 +141,7 @@ class StoreCoordinator:
 
     def wait_collected(self, timeout_s: float) -> bool:
         pending = {0: f"{self.prefix}collected"}
-        _until(time.monotonic() + timeout_s, pending, lambda _, key: self.store.check([key]))
+        _until(timeout_s, pending, lambda _, key: self.store.check([key]))
         return not pending
 
 

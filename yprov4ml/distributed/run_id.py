@@ -4,7 +4,6 @@ or a broadcast; and, for a restarted job, which attempt of that run this is (``a
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -12,6 +11,7 @@ from typing import Any, Mapping
 from ..errors import YProvError
 from ..storage.names import safe_part
 from .attempts import RunIdentity, identity, restart_count
+from .polling import backing_off
 from .ranks import RankInfo, mpi_comm, torch_group
 from .torchrun import agent_store, agreed_value
 
@@ -37,16 +37,12 @@ def _mpi_broadcast(comm: Any, value: str | None, timeout_s: float) -> str:
         data = (value or "").encode()
         buffer[:len(data)] = data
     request = comm.Ibcast(buffer, root=0)
-    deadline, pause = time.monotonic() + timeout_s, 0.001
-    while not request.Test():
-        if time.monotonic() >= deadline:
-            raise YProvError(
-                f"rank {comm.Get_rank()} of {comm.Get_size()}: rank 0 sent no run id within {timeout_s:g} s "
-                "(start_run agrees on it over MPI): rank 0 died, or does not call start_run. Pass the same "
-                f"start_run(..., run_id='...') on every rank, or set {RUN_ID_VARIABLE}, to agree without MPI."
-            )
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)  # back off: thousands of ranks wait here at once
+    if not any(request.Test() for _ in backing_off(timeout_s, 0.001, 0.05)):  # thousands of ranks wait here
+        raise YProvError(
+            f"rank {comm.Get_rank()} of {comm.Get_size()}: rank 0 sent no run id within {timeout_s:g} s "
+            "(start_run agrees on it over MPI): rank 0 died, or does not call start_run. Pass the same "
+            f"start_run(..., run_id='...') on every rank, or set {RUN_ID_VARIABLE}, to agree without MPI."
+        )
     return bytes(buffer).rstrip(b"\0").decode()
 
 
