@@ -171,10 +171,10 @@ def correct_late_ranks(run_dir: Path, run_id: str,
         data = read_json(path)
         job = data["activity"]["run:distributed"]
         missing = json.loads(job["yprov:missing_ranks"])
-        world = int(attributes(job)["world_size"])
+        facts = attributes(job)
+        world = int(facts["world_size"])
     except (DocumentError, KeyError, TypeError, ValueError):
         return []  # no collection (or not ours): nothing to correct
-    facts = attributes(job)
     late = sorted(r for r in missing if isinstance(r, int) and r in documents)
     if not late or facts.get("run_id") != run_id:
         return []

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 from ..errors import DocumentError
 from ..collectors.energy import summed_totals
 from ..prov.decode import RankDocument, checked_schema, rank_document
-from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json
+from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json, run_namespace
 from ..prov.validate import count_records
 from ..storage.files import atomic_writer, read_json_and_bytes
 from ..storage.layout import COLLECTION_FILE, rank_documents
@@ -174,7 +174,7 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     multi = len(run_ids) > 1
     if len({safe_part(r) for r in run_ids}) < len(run_ids):  # ids from files: two must not name one bundle
         raise MergeError(f"two of the run ids {run_ids[:5]} make the same identifier; merge them one at a time")
-    merged_ns = f"{RUN_NAMESPACE}{safe_part(run_ids[0])}/merged/" if not multi else f"{RUN_NAMESPACE}merged/"
+    merged_ns = f"{run_namespace(run_ids[0])}merged/" if not multi else f"{RUN_NAMESPACE}merged/"
     prefixes = {"merged": merged_ns, "yprov": VOCABULARY, "prov": "http://www.w3.org/ns/prov#",
                 "xsd": "http://www.w3.org/2001/XMLSchema#"}
     run_iris = {str(d.data.get("prefix", {}).get("run")) for d in docs}

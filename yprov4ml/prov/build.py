@@ -14,8 +14,8 @@ from ..version import __version__
 from ..record import FileEntity, ModelVersion, RunRecord
 from ..storage.metric_file import FORMAT_VERSION
 from ..storage.names import UniqueNames, safe_name, safe_part
-from .document import (RUN_NAMESPACE, context_activity_id, literal, metric_entity_id, new_document, prov_kind,
-                       run_activity_id, timestamp)
+from .document import (context_activity_id, literal, metric_entity_id, new_document, prov_kind, run_activity_id,
+                       run_namespace, timestamp)
 
 
 METRIC_FORMAT = f"yprov4ml-metrics/{FORMAT_VERSION}"
@@ -49,8 +49,8 @@ def build_document(record: RunRecord) -> ProvDocument:
     run = doc.activity(run_activity_id(rank), timestamp(info.start_time),
                        timestamp(info.end_time) if info.end_time else None, run_attrs)
     if info.previous_attempt:  # a restart: this attempt ran because of how the last one ended (docs/prov-model.md)
-        doc.add_namespace("previous", f"{RUN_NAMESPACE}{safe_part(info.previous_attempt)}/")
-        doc.wasInformedBy(run, run_activity_id(rank).replace("run:", "previous:", 1))
+        doc.add_namespace("previous", run_namespace(info.previous_attempt))
+        doc.wasInformedBy(run, f"previous:rank-{rank}")
 
     person = doc.agent(f"user:{safe_part(info.user)}", {PROV_TYPE: prov_kind("prov:Person"), PROV_LABEL: info.user})
     software = doc.agent("yprov:yprov4ml", {PROV_TYPE: prov_kind("prov:SoftwareAgent"), PROV_LABEL: "yprov4ml",

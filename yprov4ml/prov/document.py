@@ -58,6 +58,11 @@ def timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
+def run_namespace(run_id: str) -> str:
+    """The namespace IRI of a run's identifiers (``run:`` in its documents; another run's, by another prefix)."""
+    return f"{RUN_NAMESPACE}{safe_part(run_id)}/"
+
+
 def run_activity_id(rank: int) -> str:
     return f"run:rank-{rank}"
 
@@ -76,7 +81,7 @@ def new_document(run_id: str, user_namespace: str) -> ProvDocument:
     doc = ProvDocument()
     doc.add_namespace("xsd", XSD.uri)
     doc.add_namespace("yprov", VOCABULARY)
-    doc.add_namespace("run", f"{RUN_NAMESPACE}{safe_part(run_id)}/")
+    doc.add_namespace("run", run_namespace(run_id))
     doc.add_namespace("user", absolute_namespace(user_namespace))
     return doc
 

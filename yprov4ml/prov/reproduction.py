@@ -19,9 +19,8 @@ from prov.model import PROV_LABEL, PROV_LOCATION, PROV_TYPE
 from prov.serializers.provjson import ProvJSONSerializer
 
 from ..storage.files import atomic_write_text, read_json, sha256_of
-from ..storage.names import safe_part
 from .decode import attributes, prov_type
-from .document import RUN_NAMESPACE, literal, prov_kind, run_activity_id, timestamp, to_json
+from .document import literal, prov_kind, run_activity_id, run_namespace, timestamp, to_json
 
 MAX_LISTED = 50  # differences written into the document (all of them are printed)
 
@@ -41,7 +40,7 @@ def record_reproduction(new_document: Path, original_document: Path, original_ru
     """Write the links to the original and the verdict into the re-run's document (atomically)."""
     new_data, original_data = read_json(new_document), read_json(original_document)
     doc = ProvJSONSerializer().deserialize(io.StringIO(json.dumps(new_data)))
-    doc.add_namespace("orig", f"{RUN_NAMESPACE}{safe_part(original_run_id)}/")
+    doc.add_namespace("orig", run_namespace(original_run_id))
     found = doc.get_record(run_activity_id(rank))
     if not found:
         raise ValueError(f"{new_document}: no run activity {run_activity_id(rank)}; is it a yprov4ml rank document?")
