@@ -331,3 +331,79 @@ def test_reproduce_keeps_the_launcher_of_a_distributed_run(mpi_run):
 
     plan = recipe(mpi_run)
     assert plan.command[:3] == ["mpiexec", "-n", "4"] and plan.command[4].endswith("distributed_train.py")
+
+
+def _git_work_tree(where: Path) -> str:
+    """A one-commit git work tree holding the shared-capture script; its commit."""
+    where.mkdir()
+    shutil.copy(ROOT / "tests" / "scripts" / "shared_capture.py", where / "train.py")
+    git = ["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    return subprocess.run([*git[:3], "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@needs_mpi
+def test_rank_zero_lists_the_packages_and_asks_git_once_for_every_rank(tmp_path):
+    commit = _git_work_tree(tmp_path / "code")
+    done = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "train.py", str(tmp_path / "prov")],
+                          cwd=tmp_path / "code", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "prov" / "capture").iterdir()
+    assert (run_dir / ".capture.rank0.json").is_file()
+    views = [yprov4ml.load_run(run_dir, rank=r) for r in range(3)]
+    packages = [json.loads(v.environment["packages"]) for v in views]
+    assert any(p.startswith("yprov4ml==") for p in packages[0]) and packages[1] == packages[2] == packages[0]
+    assert "captured_by_rank" not in views[0].environment and "captured_by_rank" not in views[0].source
+    for view in views[1:]:
+        assert view.environment["captured_by_rank"] == 0 and view.source["captured_by_rank"] == 0
+        assert view.source["git_commit"] == commit and view.source["git_dirty"] is False
+        assert view.source["script"] == str((tmp_path / "code" / "train.py").resolve())
+        assert view.environment["python_version"] == views[0].environment["python_version"]
+    for r in range(3):
+        assert_valid_prov(run_dir / f"prov.rank{r}.json")
+
+
+@needs_mpi
+def test_a_rank_with_another_installation_lists_its_own_packages(tmp_path):
+    """MPMD: rank 1 imports from one more directory (another node's installation, as far as it can tell)."""
+    extra = tmp_path / "site"
+    (extra / "extra_pkg-1.0.dist-info").mkdir(parents=True)
+    script = str(ROOT / "tests" / "scripts" / "shared_capture.py")
+    done = subprocess.run([MPIEXEC, "-n", "1", sys.executable, script, str(tmp_path / "prov"), ":",
+                           "-n", "1", "-env", "PYTHONPATH", str(extra), sys.executable, script, str(tmp_path / "prov")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "prov" / "capture").iterdir()
+    zero, one = (yprov4ml.load_run(run_dir, rank=r) for r in range(2))
+    assert "captured_by_rank" not in one.environment
+    assert "extra-pkg==1.0" in json.loads(one.environment["packages"])
+    assert "extra-pkg==1.0" not in json.loads(zero.environment["packages"])
+
+
+@needs_mpi
+@pytest.mark.parametrize("streamed", [False, True], ids=["parsed", "streamed"])
+def test_a_merged_record_is_read_reported_and_published_like_its_run(mpi_run, tmp_path, monkeypatch, streamed):
+    from yprov4ml.prov import reader
+    from yprov4ml.publish.crate_check import validate_crate
+    from yprov4ml.publish.run_crate import build_run_crate
+    from yprov4ml.tools.report import write_report
+
+    merged = tmp_path / "elsewhere" / "merged.json"  # not in the run directory: its bundles say where that is
+    merged.parent.mkdir()
+    merge([mpi_run], merged)
+    if streamed:  # as a record of thousands of ranks is read: one bundle at a time
+        monkeypatch.setattr(reader, "STREAM_BYTES", 1024)
+    for r in range(4):
+        view, original = yprov4ml.load_run(merged, rank=r), yprov4ml.load_run(mpi_run, rank=r)
+        assert (view.rank, view.run_id, view.run_dir, view.status) == (r, original.run_id, mpi_run, "FINISHED")
+        assert view.metric("loss").values == original.metric("loss").values and view.params == original.params
+    html = write_report([merged], tmp_path / "report.html").read_text()
+    assert mpi_run.name in html and "loss" in html
+    crate = build_run_crate(merged, tmp_path / "crate")
+    graph = {e["@id"]: e for e in json.loads((crate / "ro-crate-metadata.json").read_text())["@graph"]}
+    assert (crate / "merged.json").read_bytes() == merged.read_bytes()
+    assert graph["merged.json"]["about"] == [{"@id": f"#rank-{r}"} for r in range(4)]
+    assert all(f"prov.rank{r}.json" in graph for r in range(4))
+    assert validate_crate(crate, "REQUIRED", "process-run-crate-0.5").passed

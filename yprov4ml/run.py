@@ -8,6 +8,7 @@ models, datasets). This module opens the run and finishes it.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import shlex
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from . import state
-from .capture.environment import capture_environment, capture_source
+from .capture.environment import capture_environment, capture_source, git_state
+from .capture.shared import read_shared, shared_packages, shared_source
 from .capture.reproducibility import KILLED_WAIT_S as KILLED_SNAPSHOT_WAIT_S
 from .capture.reproducibility import SNAPSHOT_WAIT_S, ReproducibilityCapture
 from .capture.secrets import Redactions
 from .distributed import sentinel
 from .distributed.attempts import RunIdentity
+from .distributed.polling import backing_off
 from .distributed.ranks import RankInfo, abort_mpi_world_after_failure
 from .errors import ForkedProcessError, ProvenanceDirError, RunNotActiveError
 from .parent import parent_task, register
@@ -35,7 +38,7 @@ from .run_metrics import MetricDirectives
 from .run_options import RunOptions
 from .safety import after_if_uncaught, outcome
 from .storage.background_files import BackgroundFiles
-from .storage.files import atomic_write_text, sha256_of
+from .storage.files import atomic_write_bytes, sha256_of
 from .storage.journal import Journal
 from .storage.layout import COLLECTION_FILE, journal_file, metric_file, prov_file
 from .storage.staging import move_into
@@ -43,6 +46,7 @@ from .storage.names import safe_part
 from .storage.writer import MetricFileWriter, MetricWriter
 
 _now = time.time
+SHARED_CAPTURE_WAIT_S = 10.0  # how long a rank's end_run waits for rank 0's package list before listing its own
 FILES_WAIT_S = {"FINISHED": 3600.0, "FAILED": 600.0, "KILLED": 2.0}  # end_run's wait for copies and digests
 
 
@@ -66,7 +70,11 @@ class Run(MetricDirectives, FileDirectives):
         self.run_dir = options.stage_dir / safe_part(experiment) / run_id / f"rank{ranks.rank}" \
             if options.stage_dir else self.final_dir
         self.prov_path = prov_file(self.run_dir, self.rank)
-        source = capture_source()  # before the journal exists: a kill in between leaves no empty journal
+        # In a job whose ranks all record, rank 0 alone lists the packages and asks git (capture.shared)
+        shares_capture = ranks.world_size > 1 and options.collect_all_processes
+        self._takes_shared_capture = shares_capture and ranks.rank != 0
+        # before the journal exists: a kill in between leaves no empty journal
+        source = capture_source(git=not self._takes_shared_capture)
         self.record = RunRecord(RunInfo(
             run_id=run_id, experiment=experiment, user_namespace=user_namespace or "",
             user=user or _user_name(), run_dir=str(self.final_dir), rank=ranks.rank,
@@ -116,7 +124,10 @@ class Run(MetricDirectives, FileDirectives):
                            stage_dir=str(self.run_dir) if options.stage_dir else None)
         self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, self.journal,
                                                        [Path(save_dir).absolute(), self.run_dir],
-                                                       options.keep_in_clear)
+                                                       options.keep_in_clear,
+                                                       publish_to=self.final_dir if shares_capture and not
+                                                       self._takes_shared_capture else None,
+                                                       source=source, lists_packages=not self._takes_shared_capture)
         self._reproducibility.start()
         if info.world_size > 1 and info.collect_all_processes:  # who dies first, when nothing inside can say
             sentinel.watch(run_id, info.node, self.rank, self.final_dir)
@@ -250,8 +261,11 @@ class Run(MetricDirectives, FileDirectives):
         snapshot, self.record.randomness = self._reproducibility.finish(
             KILLED_SNAPSHOT_WAIT_S if status == "KILLED" else SNAPSHOT_WAIT_S)
         self.record.source.update(snapshot)
+        packages = self._shared_capture(status) if self._takes_shared_capture else self._reproducibility.packages
         try:
-            self.record.environment = capture_environment(self.options.keep_in_clear, self._reproducibility.packages)
+            self.record.environment = capture_environment(self.options.keep_in_clear, packages)
+            if packages is not None and self._takes_shared_capture:
+                self.record.environment["captured_by_rank"] = 0
             gpu = self._collectors.get("gpu")
             if gpu is not None:
                 self.record.environment["accelerators"] += gpu.describe()
@@ -276,6 +290,25 @@ class Run(MetricDirectives, FileDirectives):
             register(info.parent_task, "end", info.run_id, self.rank, self.run_dir, path)
         return path
 
+    def _shared_capture(self, status: str) -> tuple[list[str], list[str]] | None:
+        """Rank 0's package list (and, into the source facts, its git state) when they apply to this rank;
+        what does not apply or does not come in time this rank captures itself (git here, packages after)."""
+        facts = None
+        for _ in backing_off(0.0 if status == "KILLED" else SHARED_CAPTURE_WAIT_S, 0.05, 1.0):
+            try:
+                facts = read_shared(self.final_dir, self.record.source.get("script"))
+                break
+            except FileNotFoundError:  # rank 0 is still listing
+                continue
+        git = shared_source(facts)
+        if git is None:
+            script = self.record.source.get("script")
+            git = git_state(Path(script).parent if script else Path(self.record.info.working_dir))
+        else:
+            git["captured_by_rank"] = 0
+        self.record.source.update(git)
+        return shared_packages(facts)
+
     def _unwritten_points(self) -> int:
         return sum(len(s.pending) + len(s.unwritten) for s in self.record.metrics.values())
 
@@ -284,12 +317,13 @@ class Run(MetricDirectives, FileDirectives):
         from .prov.build import build_document
         from .prov.document import to_json
 
-        text = to_json(build_document(self.record))
-        atomic_write_text(self.prov_path, text)
+        data = to_json(build_document(self.record)).encode("utf-8")
+        atomic_write_bytes(self.prov_path, data)
+        self.prov_written = (hashlib.sha256(data).hexdigest(), len(data))  # what the rank reports at its end
         if create_graph or create_svg:
             from .prov.picture import run_picture
 
-            run_picture([json.loads(text)]).write(self.run_dir / f"graph.rank{self.rank}.dot", svg=create_svg)
+            run_picture([json.loads(data)]).write(self.run_dir / f"graph.rank{self.rank}.dot", svg=create_svg)
         return self.prov_path
 
     def __enter__(self) -> "Run":

@@ -16,7 +16,7 @@ from .snapshot import git_output
 from .secrets import REDACTED, Redactions, is_secret_name, keep_in_clear_names, redact_text
 
 __all__ = ["REDACTED", "is_secret_name", "environment_variables", "redact_url_credentials", "capture_environment",
-           "capture_source", "installed_packages"]
+           "capture_source", "git_state", "installed_packages"]
 
 def redact_url_credentials(text: str) -> str:
     """Hide ``user:password@`` in URLs (git remotes, proxy settings) and other secret-shaped text."""
@@ -132,13 +132,25 @@ def memory_total() -> int:
         return psutil.virtual_memory().total
 
 
+def platform_name() -> str:
+    """``platform.platform()``, without the ``uname -p`` it forks on Linux for a processor name it then leaves
+    out (a process start per rank, dozens of file-system requests)."""
+    if sys.platform != "linux":
+        return platform.platform()
+    system = os.uname()
+    libc, version = platform.libc_ver()  # glibc answers through confstr: no file read
+    parts = [system.sysname, system.release, system.machine, "with", libc + version] if libc else \
+        [system.sysname, system.release, system.machine]
+    return "-".join(part.replace(" ", "_") for part in parts if part)
+
+
 def python_and_os() -> dict[str, Any]:
     """Interpreter and operating-system facts."""
     return {
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "python_executable": sys.executable,
-        "os": platform.platform(),
+        "os": platform_name(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count() or 0,
         "memory_total_bytes": memory_total(),
@@ -169,8 +181,9 @@ def _git(cwd: Path, *args: str) -> str | None:
     return out.decode("utf-8", "replace").strip() if out is not None else None
 
 
-def capture_source(script: str | None = None) -> dict[str, Any]:
-    """The entry script (path, sha256) and, inside a git work tree, commit, branch, dirty flag."""
+def capture_source(script: str | None = None, git: bool = True) -> dict[str, Any]:
+    """The entry script (path, sha256) and, with ``git`` and inside a git work tree, commit, branch, dirty flag
+    (``git_state``)."""
     script = script if script is not None else (sys.argv[0] if sys.argv and sys.argv[0] else "")
     facts: dict[str, Any] = {}
     path = Path(script) if script and script not in ("-c", "-m") else None
@@ -178,7 +191,14 @@ def capture_source(script: str | None = None) -> dict[str, Any]:
         path = path.resolve()
         facts["script"] = str(path)
         facts["script_sha256"] = sha256_of(path)
-    where = path.parent if path is not None and path.is_file() else Path.cwd()
+    if git:
+        facts.update(git_state(path.parent if path is not None and path.is_file() else Path.cwd()))
+    return facts
+
+
+def git_state(where: Path) -> dict[str, Any]:
+    """Commit, branch, dirty flag and remote (credentials hidden) of the git work tree holding ``where``."""
+    facts: dict[str, Any] = {}
     if shutil.which("git") and _git(where, "rev-parse", "--is-inside-work-tree") == "true":
         facts["git_commit"] = _git(where, "rev-parse", "HEAD") or "(no commits)"
         facts["git_branch"] = _git(where, "rev-parse", "--abbrev-ref", "HEAD") or ""

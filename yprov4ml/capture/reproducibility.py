@@ -7,7 +7,8 @@ they must be the states of this instant; no file of their own, so that a rank
 keeps to its three files), and rank 0 copies the run's code in a
 background thread (``snapshot``); every rank lists its installed packages
 in the background too (reading every distribution's metadata takes tens of
-milliseconds). At end_run: which generators were used,
+milliseconds), or, in a job whose ranks record, rank 0 alone lists them for all
+(``shared``). At end_run: which generators were used,
 which seeded, and the snapshot topped up with modules imported since.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..storage.files import append_line, resolve_inside
 from . import rng
+from .shared import publish
 from .snapshot import installed_roots, take_snapshot, user_files
 
 REPRODUCE_OF = "YPROV4ML_REPRODUCE_OF"           # set by `yprov4ml reproduce --run`: the original run directory
@@ -87,12 +89,16 @@ class ReproducibilityCapture:
     """RNG states and the code snapshot of one rank's run."""
 
     def __init__(self, run_dir: Path, rank: int, journal: Any, exclude: list[Path],
-                 keep_in_clear: frozenset[str] = frozenset()):
+                 keep_in_clear: frozenset[str] = frozenset(), publish_to: Path | None = None,
+                 source: dict[str, Any] | None = None, lists_packages: bool = True):
+        """``publish_to``: rank 0 of a job whose ranks share its capture (``capture.shared``) writes its
+        package list and ``source``'s git state there; ``lists_packages`` False: a rank that takes rank 0's."""
         self.run_dir, self.rank = run_dir, rank
+        self._publish_to, self._source, self._lists_packages = publish_to, source or {}, lists_packages
         self._journal = journal
         self._keep = keep_in_clear
         self._exclude = exclude
-        self._script = script_path()
+        self._script = script_path() if rank == 0 else None  # the snapshot's: rank 0 alone takes one
         self._snapshot: dict[str, Any] = {}
         self._seen_modules: set[str] = set()
         self._thread: threading.Thread | None = None
@@ -136,10 +142,16 @@ class ReproducibilityCapture:
 
         if self.rank == 0:  # every rank runs the same code: one copy
             self._take_snapshot()
-        try:
-            self.packages = (installed_packages(), local_packages())
-        except Exception:  # an odd installation: end_run lists them itself (and records what went wrong)
-            self.packages = None
+        if self._lists_packages:
+            try:
+                self.packages = (installed_packages(), local_packages())
+            except Exception:  # an odd installation: end_run lists them itself (and records what went wrong)
+                self.packages = None
+        if self._publish_to is not None:
+            try:
+                publish(self._publish_to, self.packages, self._source, self._source.get("script"))
+            except OSError:  # a full disk: each rank captures its own
+                pass
 
     def _take_snapshot(self) -> None:
         self._seen_modules = set(sys.modules)

@@ -45,11 +45,13 @@ def collection_timeout(given: float | None = None) -> float:
         return DEFAULT_TIMEOUT_S
 
 
-def rank_report(rank: int, document: Path, run: dict[str, Any], sha256: str | None = None) -> dict[str, Any]:
-    """What a rank tells rank 0 of its record: its document (name, sha256, size) and its run activity's
-    status, error, host, node, times and energy totals (``run``: the decoded run activity)."""
+def rank_report(rank: int, document: Path, run: dict[str, Any], sha256: str | None = None,
+                size: int | None = None) -> dict[str, Any]:
+    """What a rank tells rank 0 of its record: its document (name, sha256, size: read from the file unless
+    given) and its run activity's status, error, host, node, times and energy totals (``run``: the decoded
+    run activity)."""
     report = {"rank": rank, "document": document.name, "sha256": sha256 or sha256_of(document),
-              "size_bytes": document.stat().st_size}
+              "size_bytes": size if size is not None else document.stat().st_size}
     report.update({name: run[name] for name in REPORTED if name in run})
     if isinstance(report.get("error"), str):  # a traceback's head names the failure; the document keeps it whole
         report["error"] = report["error"][:ERROR_SHOWN]

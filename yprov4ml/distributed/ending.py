@@ -31,7 +31,8 @@ def end_with_other_ranks(run: Any, status: str) -> None:
     if status == "KILLED":  # a killed job has seconds before SIGKILL: do not wait long for the others
         timeout = min(timeout, KILLED_WAIT_S)
     channel = coordinator(info.run_id, info.world_size)
-    own = rank_report(info.rank, run.prov_path, run_facts(run.record))
+    digest, size = run.prov_written  # of the bytes just written: not read back from the shared file system
+    own = rank_report(info.rank, run.prov_path, run_facts(run.record), digest, size)
     if info.rank == 0:
         reports = channel.gather_reports(info.world_size, timeout) if channel else \
             reports_from_files(run.run_dir, info.world_size, timeout)

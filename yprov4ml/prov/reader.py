@@ -14,8 +14,9 @@ from ..storage.layout import prov_file, rank_documents
 from ..storage.metric_file import MetricData, MetricsFile, read_metrics_file
 from ..storage.metric_file_v1 import read_metric_file
 from ..errors import DocumentError
+from ..storage.json_stream import STREAM_BYTES, stream_document
 from ..storage.latest import resolve_latest
-from .decode import attributes, checked_schema, prov_type, rank_document
+from .decode import attributes, checked_schema, prov_type, rank_document, run_activity
 
 __all__ = ["RunView", "load_run", "rank_documents", "find_prov_file", "DamagedRunWarning"]
 
@@ -89,17 +90,57 @@ def find_prov_file(path: Path, rank: int) -> Path:
     raise NotARunError(f"{path} does not exist")
 
 
+def merged_rank(path: Path, rank: int) -> tuple[dict[str, Any], Path] | None:
+    """Rank ``rank``'s bundle of a merged record (``yprov4ml merge``) and the run directory its files are in
+    (where the rank's document was, else beside the merged file); None for another kind of document.
+    A record too large to parse whole is streamed, only that bundle kept."""
+    wanted: dict[str, Any] = {}
+
+    def keep(identifier: str, bundle: Any) -> None:
+        if not wanted and isinstance(bundle, dict) and _rank_of(bundle) == rank:
+            wanted[identifier] = bundle
+
+    if path.stat().st_size > STREAM_BYTES:
+        top, _ = stream_document(path, keep)
+    else:
+        top = read_json(path)
+        for identifier, bundle in (top.get("bundle") or {}).items() if isinstance(top, dict) else ():
+            keep(identifier, bundle)
+    if not wanted:
+        return None
+    ((identifier, bundle),) = wanted.items()
+    location = attributes((top.get("entity") or {}).get(identifier) or {}).get("prov:location")
+    original = Path(location) if isinstance(location, str) and location.endswith(".json") else None
+    run_dir = original.parent if original is not None and original.is_absolute() and original.parent.is_dir() \
+        else path.parent
+    return bundle, run_dir
+
+
+def _rank_of(document: dict[str, Any]) -> int | None:
+    found = run_activity(document)
+    rank = attributes(found[1]).get("rank") if found is not None else None
+    return rank if isinstance(rank, int) and not isinstance(rank, bool) else None
+
+
 def load_run(path: str | Path, rank: int = 0) -> RunView:
-    """Read a run directory (or one of its ``prov.rankN.json`` files)."""
+    """Read a run directory, one of its ``prov.rankN.json`` files, or a merged record (rank ``rank``'s
+    bundle)."""
     prov_path = find_prov_file(Path(path), rank)
+    run_dir = prov_path.parent
     try:
-        doc = checked_schema(prov_path, read_json(prov_path))
+        # a merged record above STREAM_BYTES is streamed for its one bundle, never parsed whole
+        merged = merged_rank(prov_path, rank) if prov_path.stat().st_size > STREAM_BYTES else None
+        doc = merged[0] if merged is not None else checked_schema(prov_path, read_json(prov_path))
+        if merged is None and run_activity(doc) is None:
+            merged = merged_rank(prov_path, rank)
+        if merged is not None:
+            doc, run_dir = merged
         found = rank_document(prov_path, doc)
     except DocumentError as exc:
         raise NotARunError(str(exc)) from None
     info = found.run
     view = RunView(
-        run_dir=prov_path.parent, prov_path=prov_path, run_id=found.run_id, experiment=str(info.get("experiment", "")),
+        run_dir=run_dir, prov_path=prov_path, run_id=found.run_id, experiment=str(info.get("experiment", "")),
         status=str(info.get("status", "UNKNOWN")), rank=found.rank, world_size=found.world_size,
         start_time=info.get("prov:startTime"), end_time=info.get("prov:endTime"), error=info.get("error"), run=info,
     )

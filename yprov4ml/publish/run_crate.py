@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import NotARunError
 from ..prov.decode import RankDocument, attributes, document_files, load_rank_document, prov_type
 from ..prov.document import VOCABULARY
+from ..prov.reader import merged_rank
 from ..storage.layout import rank_documents
 from .card import CARD
 from .crate_kit import PROV_JSON, CrateKit, action_record, ref, refs
@@ -60,10 +61,13 @@ def _program(kit: CrateKit, doc: RankDocument, metadata: PublicationMetadata) ->
 
 def build_run_crate(run_dir: str | Path, target: str | Path | None = None,
                     metadata: PublicationMetadata | None = None) -> Path:
-    """Write the run's crate (``<run_dir>/crate`` unless ``target``); returns its directory."""
+    """Write the run's crate (``<run_dir>/crate`` unless ``target``); returns its directory. ``run_dir`` may
+    be a merged record (``yprov4ml merge``): the crate is then its run's, the merged record in it."""
     run_dir = Path(run_dir).absolute()
+    merged = None
     if run_dir.is_file():
-        run_dir = run_dir.parent
+        placed = merged_rank(run_dir, 0)
+        merged, run_dir = (run_dir, placed[1]) if placed is not None else (None, run_dir.parent)
     metadata = metadata or PublicationMetadata()
     documents = _documents(run_dir)
     first = documents[0]
@@ -109,6 +113,10 @@ def build_run_crate(run_dir: str | Path, target: str | Path | None = None,
             prov_entity["conformsTo"] = {"@id": PROV_JSON}
             prov_entity["about"] = ref(actions[-1])
     kit.root["mentions"] = refs(actions)
+    if merged is not None:  # beside the rank documents, or brought in from where it was written
+        entity = files.get(merged) or kit.add_file(merged, merged.name, {"name": merged.name})
+        entity["conformsTo"], entity["about"] = {"@id": PROV_JSON}, refs(actions)
+        entity["description"] = "the merged record of the run: one bundle per rank (yprov4ml merge)"
     card = run_dir / CARD
     text = card.read_text(encoding="utf-8") if card.is_file() else \
         f"# {experiment} run {first.run_id}\n\nThe provenance of one training run, recorded by yprov4ml.\n"

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 COLLECTION_FILE = "collection.json"
+# rank 0's package list and git state, for the other ranks (capture.shared); hidden, so that a shell glob of the
+# run's documents (`yprov4ml merge RUN/*.json`) does not take it
+SHARED_CAPTURE_FILE = ".capture.rank0.json"
 _RANK_FILE = re.compile(r"^prov\.rank(\d+)\.json\Z")
 
 

@@ -32,6 +32,7 @@ class MetricFileWriter:
         summaries. On a failed write (a full disk) the file is cut back to its last whole record, so that
         later records never follow a torn one, and the rows are kept for the next try."""
         parts = [self._header]
+        columns = []  # each record's (steps, times, values), transposed once for the file and the summary
         for series, rows in batch:
             if not series.declared:
                 parts.append(encode_declaration(series.number, series.key, series.context, series.kind,
@@ -39,6 +40,7 @@ class MetricFileWriter:
             for chunk in _chunks(series.kind, rows):
                 steps, times, values = zip(*chunk)
                 parts.append(encode_points(series.number, series.kind, steps, times, values))
+                columns.append((series, steps, times, values))
         blob = b"".join(parts)
         try:
             self._append(blob)  # one write per drain, whatever the number of series
@@ -50,10 +52,10 @@ class MetricFileWriter:
             raise
         self._good_size += len(blob)
         self._header = b""
-        for series, rows in batch:
+        for series, _ in batch:
             series.declared = True
-            for chunk in _chunks(series.kind, rows):
-                series.summarise(*zip(*chunk))
+        for series, steps, times, values in columns:
+            series.summarise(steps, times, values)
 
     def _append(self, blob: bytes) -> None:
         if self._fd is None:
@@ -114,7 +116,8 @@ class MetricWriter:
 
     def wake(self) -> None:
         """Ask for a flush soon (called from the hot path every ``save_after_n_logs`` points)."""
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes the event's lock and notifies: only when it changes anything
+            self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop:
