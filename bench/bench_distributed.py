@@ -2,6 +2,7 @@
 
     python bench/bench_distributed.py                          # merge 64 / 512 / 4096 ranks; mpiexec -n 64
     python bench/bench_distributed.py --ranks 512 --mpi-ranks 8   # smaller
+    python bench/bench_distributed.py --sizes 4096 16384 65536 --mpi-ranks 0   # the Frontier-scale figures
 
 Targets (issue 16): 4,096 rank documents merged in <= 30 s with peak RSS <= 300 MB on a 2-core machine
 (the merge streams), cost linear in the number of ranks; for the mpiexec job: start-up, coordination
@@ -45,19 +46,34 @@ def make_rank_documents(target: Path, world: int) -> None:
         template = source.read_text()
         shutil.copytree(run.run_dir / "artifacts", target / "artifacts", dirs_exist_ok=True)
         shutil.copyfile(run.run_dir / "metrics.rank0.ymetric", target / "metrics.rank0.ymetric")
+    from yprov4ml.storage.layout import prov_file
+
     for rank in range(world):
         doc = json.loads(template.replace("run:rank-0", f"run:rank-{rank}"))
         activity = doc["activity"][f"run:rank-{rank}"]
         activity["yprov:rank"] = {"$": str(rank), "type": "xsd:int"}
         activity["yprov:world_size"] = {"$": str(world), "type": "xsd:int"}
-        (target / f"prov.rank{rank}.json").write_text(json.dumps(doc, indent=1))
+        path = prov_file(target, rank)  # where a rank of a job this size writes it: ranks/ beyond the first 1,000
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1))
+
+
+def layout_figures(run_dir: Path) -> dict:
+    """Files in the run directory, and the most entries one of its directories holds."""
+    files, largest = 0, 0
+    for _, dirs, names in os.walk(run_dir):
+        files += len(names)
+        largest = max(largest, len(names) + len(dirs))
+    return {"files": files, "largest_dir": largest}
 
 
 def worker(run_dir: str, ranks: int) -> None:
     from yprov4ml.distributed.merge import merge
 
-    inputs = [str(Path(run_dir) / f"prov.rank{r}.json") for r in range(ranks)]
-    out = Path(run_dir) / f"merged-{ranks}.json"
+    from yprov4ml.storage.layout import prov_file
+
+    inputs = [str(prov_file(Path(run_dir), r)) for r in range(ranks)]
+    out = Path(run_dir).parent / f"merged-{ranks}.json"
     t0 = time.perf_counter()
     result = merge(inputs, out, progress=False)
     elapsed = time.perf_counter() - t0
@@ -76,6 +92,16 @@ def validate_worker(path: str) -> None:
     verdict = "too big" if report.too_big else "valid" if report.ok else "INVALID"
     print(json.dumps({"validate_s": round(time.perf_counter() - t0, 1), "verdict": verdict,
                       "validate_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+
+
+def show_worker(path: str) -> None:
+    """``yprov4ml show`` of the merged document: time, peak RSS."""
+    from yprov4ml.tools.show import show
+
+    t0 = time.perf_counter()
+    lines = show(path).count("\n")
+    print(json.dumps({"show_s": round(time.perf_counter() - t0, 1), "show_lines": lines,
+                      "show_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
 JOB = """
@@ -143,30 +169,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", type=int, default=4096, help="largest merge (default 4096)")
     parser.add_argument("--mpi-ranks", type=int, default=64, help="ranks of the mpiexec job (0: none)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="the rank counts to merge (default 64, 512 and --ranks)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--validate", help=argparse.SUPPRESS)
+    parser.add_argument("--show", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.validate:
         validate_worker(args.validate)
+        return
+    if args.show:
+        show_worker(args.show)
         return
     if args.worker:
         worker(args.worker[0], int(args.worker[1]))
         return
     print(f"machine: {machine()}")
-    sizes = sorted({n for n in (64, 512, args.ranks) if n <= args.ranks})
+    sizes = sorted(set(args.sizes)) if args.sizes else sorted({n for n in (64, 512, args.ranks) if n <= args.ranks})
     with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        run_dir.mkdir()
         t0 = time.perf_counter()
-        make_rank_documents(Path(tmp), sizes[-1])
-        size = (Path(tmp) / "prov.rank0.json").stat().st_size
+        make_rank_documents(run_dir, sizes[-1])
+        size = (run_dir / "prov.rank0.json").stat().st_size
         print(f"generated {sizes[-1]} rank documents ({size / 1024:.0f} KB each: 20 metric series, 10 params, "
-              f"5 artifacts) in {time.perf_counter() - t0:.1f} s")
-        rows = [run_worker(__file__, "--worker", tmp, str(n)) for n in sizes]
+              f"5 artifacts) in {time.perf_counter() - t0:.1f} s; run directory of {sizes[-1]} ranks: "
+              + ", ".join(f"{k} {v}" for k, v in layout_figures(run_dir).items()))
+        rows = [run_worker(__file__, "--worker", str(run_dir), str(n)) for n in sizes]
         for row in rows:  # each check from this small process: Linux keeps a parent's peak RSS across exec
-            row.update(run_worker(__file__, "--validate", row.pop("output")))
+            output = row.pop("output")
+            row.update(run_worker(__file__, "--validate", output))
+            row.update(run_worker(__file__, "--show", output))
+            Path(output).unlink()
     print(table(rows, [("ranks", "ranks"), ("merge_s", "merge s"), ("per_rank_ms", "ms per rank"),
                        ("peak_rss_mb", "peak RSS MB"), ("records", "records"), ("output_mb", "output MB"),
                        ("validate_s", "validate s"), ("validate_peak_mb", "validate peak RSS MB"),
-                       ("verdict", "verdict")]))
+                       ("verdict", "verdict"), ("show_s", "show s"), ("show_peak_mb", "show peak RSS MB")]))
     if len(rows) > 1:
         print(f"linearity: ms per rank at {rows[-1]['ranks']} / at {rows[0]['ranks']} = "
               f"{rows[-1]['per_rank_ms'] / rows[0]['per_rank_ms']:.2f}")

@@ -407,3 +407,41 @@ def test_a_merged_record_is_read_reported_and_published_like_its_run(mpi_run, tm
     assert graph["merged.json"]["about"] == [{"@id": f"#rank-{r}"} for r in range(4)]
     assert all(f"prov.rank{r}.json" in graph for r in range(4))
     assert validate_crate(crate, "REQUIRED", "process-run-crate-0.5").passed
+
+
+@needs_mpi
+def test_ranks_beyond_a_directory_s_share_lie_in_ranks_directories_and_read_as_one_run(tmp_path):
+    """As 65,536 ranks would spread over 66 directories of 1,000: here 2 ranks per directory, 5 ranks."""
+    done = _mpiexec(5, ROOT / "tests" / "scripts" / "shared_capture.py", str(tmp_path / "prov"), cwd=tmp_path,
+                    env={"YPROV4ML_RANKS_PER_DIRECTORY": "2"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "prov" / "capture").iterdir()
+    assert sorted(p.name for p in run_dir.glob("*.rank*") if not p.name.startswith(".")) == sorted(
+        f"{kind}.rank{r}.{ext}" for r in (0, 1) for kind, ext in (("prov", "json"), ("journal", "jsonl"),
+                                                                   ("metrics", "ymetric")))
+    for first, ranks in (("2-3", (2, 3)), ("4-5", (4,))):
+        assert sorted(p.name for p in (run_dir / "ranks" / first).iterdir()) == sorted(
+            f"{kind}.rank{r}.{ext}" for r in ranks for kind, ext in (("prov", "json"), ("journal", "jsonl"),
+                                                                      ("metrics", "ymetric")))
+    collection = assert_valid_prov(run_dir / "collection.json")
+    assert json.loads(collection["activity"]["run:distributed"]["yprov:missing_ranks"]) == []
+    locations = sorted(e["prov:location"] for e in collection["entity"].values() if prov_type(e) == "yprov:RankDocument")
+    assert locations == ["prov.rank0.json", "prov.rank1.json", "ranks/2-3/prov.rank2.json",
+                         "ranks/2-3/prov.rank3.json", "ranks/4-5/prov.rank4.json"]
+    # read back without the variable: each rank found where it lies, its metric file beside it
+    for r in range(5):
+        view = yprov4ml.load_run(run_dir, rank=r)
+        assert view.rank == r and view.run_dir == run_dir and view.metric("loss").values[-1] == 0.2
+    result = merge([run_dir], tmp_path / "merged.json")
+    assert result.ranks == [0, 1, 2, 3, 4]
+    (run_dir / "ranks" / "4-5" / "prov.rank4.json").unlink()  # as if rank 4 had been killed before its end
+    from yprov4ml.tools.recover import recover
+
+    assert list(recover(run_dir).recovered) == [4]
+    assert yprov4ml.load_run(run_dir, rank=4).metric("loss").values[-1] == 0.2
+    checked = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "validate", str(run_dir)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stdout.count("valid PROV-JSON") == 6, checked.stdout + checked.stderr
+    listed = subprocess.run([sys.executable, "-m", "yprov4ml.tools.cli", "runs", str(tmp_path / "prov")],
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and "5 ranks" in listed.stdout, listed.stdout + listed.stderr

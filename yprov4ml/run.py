@@ -40,7 +40,7 @@ from .safety import after_if_uncaught, outcome
 from .storage.background_files import BackgroundFiles
 from .storage.files import atomic_write_bytes, sha256_of
 from .storage.journal import Journal
-from .storage.layout import COLLECTION_FILE, journal_file, metric_file, prov_file
+from .storage.layout import COLLECTION_FILE, journal_file, metric_file, place_in_run, prov_file
 from .storage.staging import move_into
 from .storage.names import safe_part
 from .storage.writer import MetricFileWriter, MetricWriter
@@ -97,14 +97,14 @@ class Run(MetricDirectives, FileDirectives):
         self._since_flush = 0
         self._write_errors: list[BaseException] = []
         metrics_path = metric_file(self.run_dir, self.rank)
-        self._metric_relpath = metrics_path.name
+        self._metric_relpath = place_in_run(metrics_path)
         self._writer = MetricWriter(MetricFileWriter(metrics_path, self.rank), lambda: list(self.record.metrics.values()),
                                     options.flush_interval_s, self._on_write_error)
         info = self.record.info
         self.record.source = source
         info.parent_task = parent_task()
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.prov_path.parent.mkdir(parents=True, exist_ok=True)  # the run directory, or its ranks/ part
             self.final_dir.mkdir(parents=True, exist_ok=True)
             if prov_file(self.final_dir, self.rank).exists():  # staged: the journal's O_EXCL cannot see it
                 raise FileExistsError(prov_file(self.final_dir, self.rank))

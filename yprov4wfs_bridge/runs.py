@@ -11,7 +11,7 @@ from yprov4ml.errors import DocumentError
 from yprov4ml.distributed.ranks import missing_ranks
 from yprov4ml.parent import REGISTRY
 from yprov4ml.prov.decode import RankDocument, document_files, load_rank_document
-from yprov4ml.storage.layout import rank_documents
+from yprov4ml.storage.layout import rank_documents, run_dir_of
 
 from .errors import WorkflowError
 
@@ -24,7 +24,7 @@ class Attachments:
 
 def outside_locations(doc: RankDocument) -> list[str]:
     """The files of a document refused because they lie outside its run directory."""
-    return [f"{kind} location {location!r} lies outside the run directory {doc.path.parent}: refused"
+    return [f"{kind} location {location!r} lies outside the run directory {run_dir_of(doc.path)}: refused"
             for kind, location, path in document_files(doc) if path is None]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.files import append_line, resolve_inside
+from ..storage.layout import journal_file, located, place_in_run
 from . import rng
 from .shared import publish
 from .snapshot import installed_roots, take_snapshot, user_files
@@ -60,7 +61,7 @@ def recorded_states(run_dir: Path, rank: int) -> tuple[Any, str]:
     They are an ``rng_states`` event near the start of the rank's journal; runs of earlier releases kept
     them in ``rng/states.rankN.json``. Every line and file is size-checked before it is parsed.
     """
-    journal = resolve_inside(run_dir, f"journal.rank{rank}.jsonl") if run_dir.is_dir() else None
+    journal = resolve_inside(run_dir, place_in_run(located(journal_file(run_dir, rank)))) if run_dir.is_dir() else None
     if journal is not None and journal.is_file():
         with open(journal, "rb") as fh:
             for _ in range(JOURNAL_LINES_SEARCHED):
@@ -114,7 +115,7 @@ class ReproducibilityCapture:
         try:
             self._journal.write("rng_states", states=self._start_states)
             data = json.dumps(self._start_states, sort_keys=True).encode()
-            self.facts.update({"rng_states": f"{self._journal.path.name}#rng_states",
+            self.facts.update({"rng_states": f"{place_in_run(self._journal.path)}#rng_states",
                                "rng_states_sha256": hashlib.sha256(data).hexdigest()})
         except OSError as exc:  # a full disk (ProvenanceDirError): the run goes on; a re-run starts afresh
             self.facts["rng_states_problem"] = f"not written: {exc}"

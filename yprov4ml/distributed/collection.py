@@ -24,7 +24,7 @@ from ..errors import DocumentError
 from ..prov.decode import attributes, run_activity
 from ..prov.document import literal, new_document, prov_kind, run_activity_id, timestamp, to_json
 from ..storage.files import atomic_write_text, read_json, sha256_of
-from ..storage.layout import COLLECTION_FILE, prov_file
+from ..storage.layout import COLLECTION_FILE, place_in_run, prov_file
 from .failures import ERROR_SHOWN, failure_attributes, first_failure
 from .polling import backing_off
 
@@ -50,7 +50,7 @@ def rank_report(rank: int, document: Path, run: dict[str, Any], sha256: str | No
     """What a rank tells rank 0 of its record: its document (name, sha256, size: read from the file unless
     given) and its run activity's status, error, host, node, times and energy totals (``run``: the decoded
     run activity)."""
-    report = {"rank": rank, "document": document.name, "sha256": sha256 or sha256_of(document),
+    report = {"rank": rank, "document": place_in_run(document), "sha256": sha256 or sha256_of(document),
               "size_bytes": size if size is not None else document.stat().st_size}
     report.update({name: run[name] for name in REPORTED if name in run})
     if isinstance(report.get("error"), str):  # a traceback's head names the failure; the document keeps it whole
@@ -141,7 +141,7 @@ def write_collection(run_dir: Path, run_id: str, experiment: str, user_namespace
         index = report.get("node_index")
         member = doc.entity(f"run:rank-{rank}/document", {
             PROV_TYPE: prov_kind("yprov:RankDocument"), PROV_LABEL: f"rank {rank} PROV-JSON",
-            PROV_LOCATION: str(report.get("document", prov_file(run_dir, rank).name)), "yprov:rank": rank,
+            PROV_LOCATION: str(report.get("document", place_in_run(prov_file(run_dir, rank)))), "yprov:rank": rank,
             "yprov:sha256": str(report.get("sha256", "")), "yprov:size_bytes": int(report.get("size_bytes", 0)),
             "yprov:status": statuses[rank], "yprov:host": str(report.get("host", "")), "yprov:node": node,
             # the launcher's node index, else the node's place among the run's nodes in name order

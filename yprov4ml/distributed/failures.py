@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..storage.journal import last_event
-from ..storage.layout import journal_file
+from ..storage.layout import journal_file, located
 from .sentinel import ENDS_DIR
 
 ERROR_SHOWN = 500  # characters of the failing rank's error repeated in the summaries
@@ -82,7 +82,7 @@ def first_failure_of_run(run_dir: Path, ranks: Iterable[int]) -> Failure | None:
     journal's tail is read), and ranks their node's sentinel saw die."""
     ended: dict[int, dict[str, Any]] = {}
     for rank in ranks:
-        event = last_event(journal_file(run_dir, rank), "end")
+        event = last_event(located(journal_file(run_dir, rank)), "end")
         if event is not None:
             ended[rank] = event
     for rank, when in sentinel_ends(run_dir).items():

@@ -32,7 +32,7 @@ from ..prov.decode import RankDocument, checked_schema, rank_document
 from ..prov.document import RUN_NAMESPACE, VOCABULARY, qname_json, run_namespace
 from ..prov.validate import count_records
 from ..storage.files import atomic_writer, read_json_and_bytes
-from ..storage.layout import COLLECTION_FILE, rank_documents
+from ..storage.layout import COLLECTION_FILE, rank_documents, run_dir_of
 from ..storage.names import safe_part
 from .collection import correct_late_ranks, node_totals
 from .failures import failure_attributes, first_failure
@@ -188,9 +188,9 @@ def merge(inputs: Sequence[str | Path], output: str | Path, force: bool = False,
     _write_streamed(output, prefixes, bundles, top)
     records = sum(c.records for c in checked.values()) + count_records(top)
     late = {}
-    for directory, run_id in sorted({(d.path.parent, d.run_id) for d in docs}):
+    for directory, run_id in sorted({(run_dir_of(d.path), d.run_id) for d in docs}):
         found = correct_late_ranks(directory, run_id, {d.rank: (d.path, d.run, checked[d.path].sha256) for d in docs
-                                                       if d.path.parent == directory and d.run_id == run_id})
+                                                       if run_dir_of(d.path) == directory and d.run_id == run_id})
         if found:
             late[str(directory)] = found
     return MergeResult(output, [d.rank for d in docs], run_ids, records, len(summaries), late_ranks=late)

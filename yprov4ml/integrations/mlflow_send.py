@@ -17,6 +17,7 @@ from typing import Any
 
 from ..prov.decode import RankDocument, attributes, load_rank_document, prov_type, record_files
 from ..storage.files import resolve_inside
+from ..storage.layout import run_dir_of
 from . import mlflow_names as names
 
 
@@ -149,7 +150,7 @@ def send_record(client: Any, experiment_id: str, mlflow_id: str, document: Path)
     _log_files(client, mlflow_id, doc)
     entities = [(prov_type(e), attributes(e)) for e in (doc.data.get("entity") or {}).values()]
     _log_datasets(client, mlflow_id, doc, [a for kind, a in entities if kind == "yprov:Dataset"])
-    _log_models(client, experiment_id, mlflow_id, doc.path.parent.resolve(),
+    _log_models(client, experiment_id, mlflow_id, run_dir_of(doc.path).resolve(),
                 [a for kind, a in entities if kind == "yprov:ModelVersion"])
 
 
@@ -160,7 +161,7 @@ def _log_files(client: Any, mlflow_id: str, doc: RankDocument) -> None:
     With them an import gives back the record itself, not a rebuilding of it. A file the document places
     outside the run directory (logged with ``copy=False``, or a hostile location) is left out.
     """
-    base = doc.path.parent.resolve()
+    base = run_dir_of(doc.path).resolve()
     for path in record_files(doc):
         place = path.relative_to(base)
         if path.is_dir():

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import DocumentError
 from ..storage.files import read_json, resolve_inside
+from ..storage.layout import run_dir_of
 from .validate import schema_errors
 
 RUN_TYPE = "yprov:RunExecution"
@@ -257,7 +258,7 @@ def document_files(doc: RankDocument) -> list[tuple[str, str, Path | None]]:
         kind = prov_type(entity)
         location = entity.get("prov:location") if isinstance(entity, dict) else None
         if kind in FILE_TYPES and isinstance(location, str):
-            out.append((kind, location, resolve_inside(doc.path.parent, location)))
+            out.append((kind, location, resolve_inside(run_dir_of(doc.path), location)))
     return out
 
 
@@ -267,7 +268,7 @@ def record_places(doc: RankDocument) -> list[str]:
     snapshot, metric exports. A place that would leave the run directory is left out, as in
     ``document_files``."""
     found: set[str] = set()
-    base = doc.path.parent.resolve()
+    base = run_dir_of(doc.path).resolve()
     for entity in (doc.data.get("entity") or {}).values():
         if not isinstance(entity, dict):
             continue
@@ -283,5 +284,5 @@ def record_places(doc: RankDocument) -> list[str]:
 def record_files(doc: RankDocument) -> list[Path]:
     """The files and folders of ``record_places`` that exist: what a copy of the record needs to be read,
     checked and reproduced elsewhere."""
-    base = doc.path.parent.resolve()
+    base = run_dir_of(doc.path).resolve()
     return [path for place in record_places(doc) if (path := base / place).exists()]

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import NotARunError
 from ..storage.files import read_json, resolve_inside
-from ..storage.layout import prov_file, rank_documents
+from ..storage.layout import RANKS_DIR, prov_file, rank_documents, run_dir_of
 from ..storage.metric_file import MetricData, MetricsFile, read_metrics_file
 from ..storage.metric_file_v1 import read_metric_file
 from ..errors import DocumentError
@@ -84,6 +84,9 @@ def find_prov_file(path: Path, rank: int) -> Path:
         candidate = prov_file(path, rank)
         if candidate.is_file():
             return candidate
+        # written with another $YPROV4ML_RANKS_PER_DIRECTORY: in whichever ranks/ directory holds it
+        for candidate in path.glob(f"{RANKS_DIR}/*/{candidate.name}"):
+            return candidate
         raise NotARunError(f"{path} is not a yprov4ml run directory: no prov.rank{rank}.json in it")
     if path.is_file():
         return path
@@ -126,7 +129,7 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
     """Read a run directory, one of its ``prov.rankN.json`` files, or a merged record (rank ``rank``'s
     bundle)."""
     prov_path = find_prov_file(Path(path), rank)
-    run_dir = prov_path.parent
+    run_dir = run_dir_of(prov_path)
     try:
         # a merged record above STREAM_BYTES is streamed for its one bundle, never parsed whole
         merged = merged_rank(prov_path, rank) if prov_path.stat().st_size > STREAM_BYTES else None

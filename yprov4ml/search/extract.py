@@ -19,6 +19,7 @@ from ..integrations.mlflow_names import param_text
 from ..prov.decode import attributes, prov_type, rank_document, run_activity
 from ..prov.reader import parameter_value
 from ..storage.files import resolve_inside
+from ..storage.layout import run_dir_of
 
 FILE_TYPES = {"yprov:Artifact": "artifact", "yprov:ModelVersion": "model", "yprov:Dataset": "dataset",
               "yprov:Data": "data", "yprov:SourceCode": "source"}
@@ -146,7 +147,7 @@ def extract(path: Path, data: Any, nested: list[RankRows] | None = None) -> Docu
     kinds = {prov_type(a) for a in activities.values() if isinstance(a, dict)}
     bundles = nested is not None or isinstance(data.get("bundle"), dict)
     if run_activity(data) is not None:
-        return DocumentRows("rank", ranks=[_rank_rows(path, data, path.parent, "rank")])
+        return DocumentRows("rank", ranks=[_rank_rows(path, data, run_dir_of(path), "rank")])
     if "yprov:WorkflowExecution" in kinds:
         return _workflow_rows(path, data, nested)
     if "yprov:DistributedRun" in kinds and not bundles:

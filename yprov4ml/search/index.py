@@ -24,7 +24,7 @@ from typing import Iterator
 from ..errors import DocumentError, IndexUnavailableError
 from ..storage.files import read_json_and_bytes, sha256_of
 from ..storage.json_stream import STREAM_BYTES, stream_document
-from ..storage.layout import COLLECTION_FILE
+from ..storage.layout import COLLECTION_FILE, RANKS_DIR
 from .extract import DocumentRows, RankRows, bundle_rank, extract, placed, time_ms
 
 INDEX_DIR = ".yprov4ml"
@@ -141,7 +141,8 @@ def candidate_documents(root: Path) -> Iterator[Path]:
         for entry in entries:
             name = entry.name
             if entry.is_dir(follow_symlinks=False):
-                if not run_dir and name not in _SKIP_DIRS and not name.startswith("."):
+                if (not run_dir and name not in _SKIP_DIRS and not name.startswith(".")) or \
+                        (run_dir and name == RANKS_DIR):  # the ranks beyond the first thousand
                     stack.append(Path(entry.path))
             elif name.endswith(".json") and name not in _NOT_DOCUMENTS and entry.is_file(follow_symlinks=False):
                 if name == "workflow.prov.json" and "bundle.prov.json" in names:

@@ -13,6 +13,7 @@ from typing import Sequence
 from ..errors import DocumentError, NotARunError, YProvError
 from .extras import refuse_missing_extra
 from ..storage.latest import LATEST, resolve_latest
+from ..storage.layout import RANKS_DIR, rank_documents
 from ..version import __version__
 
 
@@ -68,6 +69,8 @@ def _documents_of(paths: Sequence[str]) -> list[str]:
             found = sorted({*path.glob("prov.rank*.json"), *path.glob("collection.json"),
                             *path.glob("*/prov.rank*.json"), *path.glob("*/collection.json"),
                             *path.glob("*/*/prov.rank*.json"), *path.glob("*/*/collection.json")})
+            runs = {f.parent for f in found if f.parent.parent.name != RANKS_DIR}  # and their ranks beyond 999
+            found = sorted({*found, *(doc for run in runs for doc in rank_documents(run))})
             if not found:
                 raise NotARunError(f"{path}: no PROV-JSON document (prov.rankN.json, collection.json) and no "
                                    "ro-crate-metadata.json in it or below it")

@@ -24,7 +24,7 @@ from ..distributed.failures import DIED, died_first, first_failure_of_run, kille
 from ..errors import NotARunError
 from ..storage.files import atomic_write_text, resolve_inside, sha256_of, tree_size_and_sha256
 from ..storage.journal import read_journal
-from ..storage.layout import journal_file, metric_file, prov_file
+from ..storage.layout import journal_file, located, metric_file, place_in_run, prov_file, rank_journals
 from ..storage.metric_file import read_metrics_file
 from ..storage.staging import move_into
 from ..storage.series import MetricSeries
@@ -45,7 +45,7 @@ def _only(cls: type, event: dict) -> dict:
 
 def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
     """The run record of one rank, rebuilt from its journal and metric files."""
-    journal = journal_file(run_dir, rank)
+    journal = located(journal_file(run_dir, rank))
     events = list(read_journal(journal))
     if not events or events[0].get("event") != "start":
         raise NotARunError(f"{journal}: no start event; this journal cannot be recovered")
@@ -92,7 +92,7 @@ def record_from_journal(run_dir: Path, rank: int) -> RunRecord:
             hashed[event["path"]] = event
         elif kind == "rng_states" and isinstance(event.get("states"), dict):  # a killed run can be re-run too
             text = json.dumps(event["states"], sort_keys=True).encode()
-            record.randomness = {"rng_states": f"{journal.name}#rng_states",
+            record.randomness = {"rng_states": f"{place_in_run(journal)}#rng_states",
                                  "rng_states_sha256": hashlib.sha256(text).hexdigest()}
         elif kind == "end":
             ended = event
@@ -142,7 +142,7 @@ def _fill_digests(run_dir: Path, items: list[FileEntity], hashed: dict[str, dict
 def recovered_series(run_dir: Path, rank: int, declared: list[dict]) -> dict[tuple[str, str], MetricSeries]:
     """The series of a rank rebuilt from its metric file: those the journal declared, and any whose declaration
     reached the file but not the journal; each with the summary of its intact records."""
-    path = metric_file(run_dir, rank)
+    path = located(metric_file(run_dir, rank))
     try:
         written = read_metrics_file(path).series if path.is_file() else {}
     except ValueError:  # a header torn by the kill: the series are declared, without points
@@ -158,7 +158,7 @@ def recovered_series(run_dir: Path, rank: int, declared: list[dict]) -> dict[tup
     for number, event in sorted(events.items()):
         kind = event.get("kind") if event.get("kind") in ("vector", "indices") else "scalar"
         series = MetricSeries(event["key"], event["context"], number, str(event.get("name") or number), path,
-                              path.name, event.get("unit"), kind, event.get("shape"))
+                              place_in_run(path), event.get("unit"), kind, event.get("shape"))
         data = written.get(number)
         if data is not None and data.values and data.kind == kind:
             series.summarise(tuple(data.steps), tuple(data.times), tuple(data.values))
@@ -194,14 +194,13 @@ def recover(run_dir: str | Path, force: bool = False) -> RecoveryResult:
     from ..prov.document import to_json
 
     run_dir = Path(run_dir)
-    journals = sorted(run_dir.glob("journal.rank*.jsonl")) if run_dir.is_dir() else []
-    if not journals:
+    ranks = rank_journals(run_dir) if run_dir.is_dir() else {}
+    if not ranks:
         raise NotARunError(f"{run_dir} is not a yprov4ml run directory: no journal.rank*.jsonl in it")
     result = RecoveryResult(run_dir)
-    ranks = {int(journal.name[len("journal.rank"):-len(".jsonl")]): journal for journal in journals}
     failed_first = first_failure_of_run(run_dir, ranks) if len(ranks) > 1 else None
     for rank, journal in ranks.items():
-        target = prov_file(run_dir, rank)
+        target = journal.with_name(prov_file(run_dir, rank).name)  # beside its journal
         if target.exists():
             result.skipped[rank] = "already has its document"
             continue
@@ -273,7 +272,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "yprov4ml recover") -> i
                 print(f"{prog}: {run_dir}: --into needs one run directory, not a directory of runs", file=sys.stderr)
                 return 2
             move_into(results[0].run_dir, Path(args.into))
-            results[0].recovered = {r: prov_file(Path(args.into), r) for r in results[0].recovered}
+            results[0].recovered = {r: located(prov_file(Path(args.into), r)) for r in results[0].recovered}
             results[0].run_dir = Path(args.into)
         for result in results:
             report.append({"run_dir": str(result.run_dir), "recovered": sorted(result.recovered),

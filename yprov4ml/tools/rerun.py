@@ -23,7 +23,7 @@ from ..capture.reproducibility import REPRODUCE_OF, REPRODUCTION_MARKER, REPRODU
 from ..errors import NotARunError
 from ..prov.reader import RunView, load_run
 from ..prov.reproduction import record_reproduction
-from ..storage.layout import prov_file
+from ..storage.layout import located, prov_file
 from .materialise import build_venv, materialise
 from .reproduce import Recipe, recipe
 from .verify import verify
@@ -133,7 +133,7 @@ def _judge(original_dir: Path, original_id: str, new_runs: dict[int, Path], chec
            atol: float, say: Callable[[str], None]) -> int:
     differs = False
     for rank, run_dir in sorted(new_runs.items()):
-        document, before = prov_file(run_dir, rank), prov_file(original_dir, rank)
+        document, before = prov_file(run_dir, rank), located(prov_file(original_dir, rank))
         if not document.is_file() or not before.is_file():
             say(f"rank {rank}: no document to compare ({document if not document.is_file() else before} missing)")
             differs = True
