@@ -125,8 +125,8 @@ class Run(MetricDirectives, FileDirectives):
         self._reproducibility = ReproducibilityCapture(self.run_dir, self.rank, self.journal,
                                                        [Path(save_dir).absolute(), self.run_dir],
                                                        options.keep_in_clear,
-                                                       publish_to=self.final_dir if shares_capture and not
-                                                       self._takes_shared_capture else None,
+                                                       publish_to=self.final_dir if shares_capture and
+                                                       self.rank == 0 else None,
                                                        source=source, lists_packages=not self._takes_shared_capture)
         self._reproducibility.start()
         if info.world_size > 1 and info.collect_all_processes:  # who dies first, when nothing inside can say

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import NotARunError
 from ..storage.files import read_json, resolve_inside
-from ..storage.layout import RANKS_DIR, prov_file, rank_documents, run_dir_of
+from ..storage.layout import located, prov_file, rank_documents, run_dir_of
 from ..storage.metric_file import MetricData, MetricsFile, read_metrics_file
 from ..storage.metric_file_v1 import read_metric_file
 from ..errors import DocumentError
@@ -81,11 +81,8 @@ def find_prov_file(path: Path, rank: int) -> Path:
     NotARunError otherwise."""
     path = resolve_latest(path)
     if path.is_dir():
-        candidate = prov_file(path, rank)
+        candidate = located(prov_file(path, rank))  # also where another $YPROV4ML_RANKS_PER_DIRECTORY put it
         if candidate.is_file():
-            return candidate
-        # written with another $YPROV4ML_RANKS_PER_DIRECTORY: in whichever ranks/ directory holds it
-        for candidate in path.glob(f"{RANKS_DIR}/*/{candidate.name}"):
             return candidate
         raise NotARunError(f"{path} is not a yprov4ml run directory: no prov.rank{rank}.json in it")
     if path.is_file():
@@ -93,20 +90,21 @@ def find_prov_file(path: Path, rank: int) -> Path:
     raise NotARunError(f"{path} does not exist")
 
 
-def merged_rank(path: Path, rank: int) -> tuple[dict[str, Any], Path] | None:
+def merged_rank(path: Path, rank: int, top: Any = None) -> tuple[dict[str, Any], Path] | None:
     """Rank ``rank``'s bundle of a merged record (``yprov4ml merge``) and the run directory its files are in
     (where the rank's document was, else beside the merged file); None for another kind of document.
-    A record too large to parse whole is streamed, only that bundle kept."""
+    ``top``: the document, when the caller parsed it already; else a record too large to parse whole is
+    streamed, only that bundle kept."""
     wanted: dict[str, Any] = {}
 
     def keep(identifier: str, bundle: Any) -> None:
         if not wanted and isinstance(bundle, dict) and _rank_of(bundle) == rank:
             wanted[identifier] = bundle
 
-    if path.stat().st_size > STREAM_BYTES:
+    if top is None and path.stat().st_size > STREAM_BYTES:
         top, _ = stream_document(path, keep)
     else:
-        top = read_json(path)
+        top = read_json(path) if top is None else top
         for identifier, bundle in (top.get("bundle") or {}).items() if isinstance(top, dict) else ():
             keep(identifier, bundle)
     if not wanted:
@@ -135,7 +133,7 @@ def load_run(path: str | Path, rank: int = 0) -> RunView:
         merged = merged_rank(prov_path, rank) if prov_path.stat().st_size > STREAM_BYTES else None
         doc = merged[0] if merged is not None else checked_schema(prov_path, read_json(prov_path))
         if merged is None and run_activity(doc) is None:
-            merged = merged_rank(prov_path, rank)
+            merged = merged_rank(prov_path, rank, doc)
         if merged is not None:
             doc, run_dir = merged
         found = rank_document(prov_path, doc)
