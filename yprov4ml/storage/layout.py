@@ -13,6 +13,7 @@ SHARED_CAPTURE_FILE = ".capture.rank0.json"
 _RANK_FILE = re.compile(r"^prov\.rank(\d+)\.json\Z")
 _JOURNAL_FILE = re.compile(r"^journal\.rank(\d+)\.jsonl\Z")
 RANKS_DIR = "ranks"  # the directories of the ranks beyond the first thousand
+_SHARD = re.compile(r"^\d+-\d+\Z")
 RANKS_PER_DIRECTORY = 1000
 RANKS_PER_DIRECTORY_VARIABLE = "YPROV4ML_RANKS_PER_DIRECTORY"
 
@@ -74,7 +75,9 @@ def located(path: Path) -> Path:
 
 def run_dir_of(path: Path) -> Path:
     """The run directory of a rank's file, whether it lies in it or in its ``ranks/`` part."""
-    return path.parent.parent.parent if path.parent.parent.name == RANKS_DIR else path.parent
+    shard = path.parent
+    # a ranks/<first>-<last> directory, not a run of an experiment that happens to be called "ranks"
+    return shard.parent.parent if shard.parent.name == RANKS_DIR and _SHARD.match(shard.name) else shard
 
 
 def rank_of_document(path: Path) -> int | None:

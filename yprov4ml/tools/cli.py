@@ -13,7 +13,7 @@ from typing import Sequence
 from ..errors import DocumentError, NotARunError, YProvError
 from .extras import refuse_missing_extra
 from ..storage.latest import LATEST, resolve_latest
-from ..storage.layout import RANKS_DIR, rank_documents
+from ..storage.layout import rank_documents, run_dir_of
 from ..version import __version__
 
 
@@ -69,7 +69,7 @@ def _documents_of(paths: Sequence[str]) -> list[str]:
             found = sorted({*path.glob("prov.rank*.json"), *path.glob("collection.json"),
                             *path.glob("*/prov.rank*.json"), *path.glob("*/collection.json"),
                             *path.glob("*/*/prov.rank*.json"), *path.glob("*/*/collection.json")})
-            runs = {f.parent for f in found if f.parent.parent.name != RANKS_DIR}  # and their ranks beyond 999
+            runs = {run_dir_of(f) for f in found}  # and their ranks beyond the first thousand
             found = sorted({*found, *(doc for run in runs for doc in rank_documents(run))})
             if not found:
                 raise NotARunError(f"{path}: no PROV-JSON document (prov.rankN.json, collection.json) and no "
