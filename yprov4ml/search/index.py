@@ -34,6 +34,7 @@ BATCH = 200  # documents per transaction: a killed indexer loses at most one bat
 PEEK_BYTES = 4096  # a JSON file whose start does not declare the yprov namespace is no document of ours
 _RANK_FILE = re.compile(r"^prov\.rank\d+\.json\Z")
 _NOT_DOCUMENTS = {"workflow.json", "imported_from_mlflow.json", "ro-crate-metadata.json"}
+_WAIT_S = 60.0  # for another indexer's write transaction
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", INDEX_DIR, "mlruns"}
 
 _SCHEMA = """
@@ -98,6 +99,23 @@ class IndexReport:
         return text
 
 
+def _prepare(con: sqlite3.Connection) -> None:
+    """WAL mode, then the schema of this version, in one write transaction (an older index is dropped: a cache)."""
+    if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")  # WAL keeps committed batches whole on a crash of the process
+    if con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN IMMEDIATE")
+    if con.execute("PRAGMA user_version").fetchone()[0] not in (0, SCHEMA_VERSION):
+        for table in (*_OWNED, "documents"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        con.execute(statement)
+    con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    con.execute("COMMIT")
+
+
 def default_index_path(root: Path) -> Path:
     """``ROOT/.yprov4ml/index.sqlite``."""
     return root / INDEX_DIR / INDEX_FILE
@@ -107,18 +125,21 @@ def connect(path: Path) -> sqlite3.Connection:
     """An autocommit connection in WAL mode that waits for another writer instead of failing."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")  # WAL keeps committed batches whole on a crash of the process
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):  # an index of another version: a cache, so built again
-            con.execute("BEGIN IMMEDIATE")
-            for table in (*_OWNED, "documents"):
-                con.execute(f"DROP TABLE IF EXISTS {table}")
-            con.execute("COMMIT")
-        con.executescript(_SCHEMA)
-        con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        return con
+        con = sqlite3.connect(path, timeout=_WAIT_S, isolation_level=None)
+        deadline = time.monotonic() + _WAIT_S
+        while True:
+            try:
+                _prepare(con)
+                return con
+            except sqlite3.OperationalError as exc:
+                # Two processes opening a new index both switch it to WAL; sqlite answers the loser "locked" at
+                # once, without its busy handler, so the wait for the other is ours.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    con.close()
+                    raise
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                time.sleep(0.05)
     except (sqlite3.Error, OSError) as exc:
         raise IndexUnavailableError(f"cannot open the run index {path} ({exc}); give another place for it "
                           "(--index PATH, or index_path=...)") from None
