@@ -44,6 +44,20 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cwl(args: argparse.Namespace) -> int:
+    from .managers.cwl import run
+
+    directory = Path(args.directory).absolute()
+    result = run(args.workflow, args.job, directory=directory, cwltool=args.cwltool, cwltool_options=args.passthrough,
+                 workflow_id=args.workflow_id, name=args.name, build=True, crate=not args.no_crate, svg=not args.no_svg,
+                 metadata=metadata_from(args, directory))
+    print(f"workflow record: {directory}" + (f" (failed: {', '.join(result.failed_tasks)})"
+                                             if result.failed_tasks else ""), file=sys.stderr)
+    for gap in result.built.gaps:
+        print(f"GAP: {gap}", file=sys.stderr)
+    return result.exit_code
+
+
 def _report(crate: Path, severity: str, profile: str, as_json: bool) -> int:
     from yprov4ml.publish.crate_check import report_lines, validate_crate
 
@@ -91,7 +105,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("--profile", help="one roc-validator profile, e.g. process-run-crate-0.5")
     validate.add_argument("--json", action="store_true", help="machine-readable report")
     validate.set_defaults(func=_validate)
-    args = parser.parse_args(argv)
+    cwl = sub.add_parser("cwl", parents=[metadata_options()], help="run a CWL workflow with cwltool, recorded at "
+                         "both levels (cwltool's own options after --)")
+    cwl.add_argument("workflow", help="the CWL document")
+    cwl.add_argument("job", nargs="?", help="its input object (YAML or JSON)")
+    cwl.add_argument("--directory", default="provenance", help="where the record, bundle and crate go")
+    cwl.add_argument("--cwltool", help="the cwltool to run, from its own environment (default: cwltool on PATH)")
+    cwl.add_argument("--workflow-id", help="the record's workflow id (default: from the document's name)")
+    cwl.add_argument("--no-crate", action="store_true", help="write no RO-Crate")
+    cwl.add_argument("--no-svg", action="store_true", help="write the graph as DOT only (no Graphviz run)")
+    cwl.set_defaults(func=_cwl)
+    words = list(sys.argv[1:] if argv is None else argv)
+    passthrough = words[words.index("--") + 1:] if "--" in words else []
+    args = parser.parse_args(words[:words.index("--")] if "--" in words else words)
+    if passthrough and args.command != "cwl":
+        parser.error(f"'--' and what follows are cwltool's options: only 'cwl' takes them, not {args.command!r}")
+    args.passthrough = passthrough
     try:
         return args.func(args)
     except ModuleNotFoundError as exc:  # an optional part not installed: name the extra that installs it

@@ -16,7 +16,7 @@ provenance-run-crate-0.5 and workflow-ro-crate-1.0 (see docs/publish.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from yprov4ml.collectors.energy import summed_totals
@@ -29,6 +29,7 @@ from yprov4ml.publish.metadata import PublicationMetadata
 from yprov4ml.storage.names import safe_part
 from yprov4ml.version import __version__
 
+from .definition import workflow_definition
 from .provwf import WORKFLOW_NAMESPACE
 
 __all__ = ["CrateOptions", "CrateResult", "CrateReport", "build_crate", "validate_crate"]
@@ -68,15 +69,26 @@ class CrateResult:
 
 
 def _readme(title: str, manifest: dict[str, Any], documents: list[RankDocument], gaps: list[str]) -> str:
-    lines = [f"# {title}", "", manifest.get("description") or "", "",
-             f"Provenance of one execution of workflow `{manifest['id']}` (status {manifest['status']}), recorded by "
-             "yprov4wfs_bridge and yprov4ml as W3C PROV-JSON and described here as a Provenance Run Crate.", "",
+    counts: dict[str, int] = {}
+    for task in manifest["tasks"]:
+        counts[task["status"]] = counts.get(task["status"], 0) + 1
+    ran = ", ".join(f"{n} {status.lower().replace('_', ' ')}" for status, n in sorted(counts.items())) or "none"
+    engines = [f"{a['name']} {a.get('version') or ''}".strip() for a in manifest["agents"]
+               if a["kind"] == "SoftwareAgent"]
+    lines = [f"# {title}", "", *([manifest["description"], ""] if manifest.get("description") else []),
+             f"Provenance of one execution of workflow `{manifest['name']}` (id `{manifest['id']}`): status "
+             f"**{manifest['status']}**" + (f" ({manifest['error']})" if manifest.get("error") else "") +
+             f"; {len(manifest['tasks'])} task(s): {ran}" + (f"; run by {', '.join(engines)}" if engines else "") +
+             ". Recorded by yprov4wfs_bridge and yprov4ml as W3C PROV-JSON and described here as a Provenance Run "
+             "Crate.", "",
              "| task | status | inputs | outputs | runs |", "|---|---|---|---|---|"]
     for task in manifest["tasks"]:
         runs = sorted({d.run_id for d in documents if d.task_id == task["id"]})
         lines.append(f"| {task['id']} | {task['status']} | {', '.join(task['inputs']) or '—'} | "
                      f"{', '.join(task['outputs']) or '—'} | {', '.join(runs) or '—'} |")
-    lines += ["", "* `workflow.json` — the workflow (its tasks and data).",
+    lines += ["", "* `workflow/` — the workflow definition the manager ran, when it named one; `graph.svg` its "
+              "diagram, with the runs.",
+              "* `workflow.json` — the bridge's record of the workflow (its tasks, attempts and data).",
               "* `provenance/` — the workflow-level PROV-JSON and the multi-level bundle (every rank of every run).",
               "* `runs/<task>/<run>/` — each run's rank documents, metric files and model versions.",
               "* `data/` — the workflow's data items."]
@@ -87,8 +99,9 @@ def _readme(title: str, manifest: dict[str, Any], documents: list[RankDocument],
 
 def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], documents: list[RankDocument],
                 prov_files: dict[str, Path], gaps: list[str], options: CrateOptions | None = None,
-                metadata: PublicationMetadata | None = None) -> CrateResult:
-    """Write the RO-Crate directory ``target`` (replaced atomically as a whole)."""
+                metadata: PublicationMetadata | None = None, picture: Path | None = None) -> CrateResult:
+    """Write the RO-Crate directory ``target`` (replaced atomically as a whole); ``picture``, the graph drawn
+    of the workflow and its runs, is the main workflow's diagram."""
     options = options or CrateOptions()
     metadata = metadata or PublicationMetadata()
     kit = CrateKit(f"{metadata.name or manifest['name']} — provenance of a workflow execution",
@@ -107,9 +120,6 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
     # The actions' agents are the people and organisations; a workflow manager is the engine that ran them.
     people = {k: v for k, v in agents.items() if v.type in ("Person", "Organization")}
     managers = [agents[a["id"]] for a in manifest["agents"] if a["kind"] == "SoftwareAgent"]
-    language = kit.add("#yprov4wfs", {"@type": "ComputerLanguage", "name": "yProv4WFs workflow (Python)",
-                                      "url": {"@id": "https://github.com/HPCI-Lab/yProv4WFs"},
-                                      "version": __version__})
     engine = managers[0] if managers else kit.yprov4ml()  # who orchestrated: the manager, else the bridge
 
     data_files, taken = {}, set()
@@ -137,15 +147,40 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
         steps[task["id"]] = kit.add(f"#step-{task['id']}", {"@type": "HowToStep", "name": task["id"],
                                                              "position": str(position),
                                                              "workExample": ref(tools[task["id"]])})
-    workflow = kit.add_file(workflow_dir / "workflow.json", "workflow.json", {  # always inside: WROC wants it
+    main_props = {
         "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"],
-        "name": metadata.name or manifest["name"], "programmingLanguage": ref(language), "version": version,
-        "conformsTo": {"@id": BIOSCHEMAS_WORKFLOW}, "encodingFormat": "application/json",
-        "step": [ref(s) for s in steps.values()], "hasPart": [ref(t) for t in tools.values()],
+        "name": metadata.name or manifest["name"], "version": version, "conformsTo": {"@id": BIOSCHEMAS_WORKFLOW},
+        "step": [ref(s) for s in steps.values()],
         **({"url": metadata.url} if metadata.url else {}),
         **({"creator": refs(authors)} if authors else {}),
         **({"dateCreated": iso_time(manifest["start_time"])} if manifest.get("start_time") else {}),
-    })
+    }
+    definition = workflow_definition(manifest)
+    record_props = {"name": "workflow record (yprov4wfs_bridge)", "encodingFormat": "application/json",
+                    "description": "the workflow's tasks, attempts and data as the bridge recorded them"}
+    if definition:  # the workflow is what the manager ran; the bridge's record is data about its execution
+        language = kit.add(definition.language.pop("@id"), {"@type": "ComputerLanguage", **definition.language})
+        parts = [add_file(path, dest, {"name": PurePosixPath(dest).name, "description": "a file the workflow "
+                                       "includes (a step's document, rules, a script, a configuration)"})
+                 for path, dest in definition.parts]
+        workflow = kit.add_file(definition.main, definition.main_dest, {
+            **main_props, "programmingLanguage": ref(language), "hasPart": [ref(t) for t in tools.values()]})
+        for part in parts:  # not in the workflow's hasPart: the profile keeps that for the tools actions ran
+            part["isPartOf"] = ref(workflow)
+        record = kit.add_file(workflow_dir / "workflow.json", "workflow.json", record_props)
+    else:  # a workflow written with the bridge's Python API: its record is the only definition there is
+        language = kit.add("#yprov4wfs", {"@type": "ComputerLanguage", "name": "yProv4WFs workflow (Python)",
+                                          "url": {"@id": "https://github.com/HPCI-Lab/yProv4WFs"},
+                                          "version": __version__})
+        workflow = kit.add_file(workflow_dir / "workflow.json", "workflow.json", {  # always inside: WROC wants it
+            **main_props, "programmingLanguage": ref(language), "encodingFormat": "application/json",
+            "hasPart": [ref(t) for t in tools.values()]})
+        record = workflow
+    if picture is not None and picture.is_file():
+        diagram = kit.add_file(picture, picture.name, {"@type": ["File", "ImageObject"],
+                                                       "name": f"diagram of {manifest['name']} and its runs",
+                                                       "about": ref(workflow)})
+        workflow["image"] = ref(diagram)
     kit.add(BIOSCHEMAS_WORKFLOW, {"@type": "CreativeWork", "name": "Bioschemas ComputationalWorkflow profile",
                                   "version": "1.0-RELEASE"})
     kit.crate.mainEntity = workflow
@@ -173,7 +208,8 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
         controls.append(kit.add(f"#control-{task['id']}", {"@type": "ControlAction", "name": f"run {task['id']}",
                                                             "instrument": ref(steps[task["id"]]),
                                                             "object": ref(action),
-                                                            **action_status(task["status"])}))
+                                                            **action_record(None, None, task["status"],
+                                                                            task.get("error"))}))
 
         for doc in task_docs:
             run_dir = doc.path.parent.resolve()
@@ -204,7 +240,9 @@ def build_crate(target: Path, workflow_dir: Path, manifest: dict[str, Any], docu
     kit.add("#organize", {"@type": "OrganizeAction", "name": "orchestration of the workflow",
                           "instrument": ref(engine), "object": refs(controls), "result": ref(workflow_run),
                           **action_record(manifest.get("start_time"), manifest.get("end_time"),
-                                          manifest["status"], None)})
+                                          manifest["status"], manifest.get("error"))})
+    if record is not workflow:
+        record["about"] = ref(workflow_run)
     for name, path in prov_files.items():
         add_file(path, f"provenance/{path.name}", {"name": name, "encodingFormat": "application/json",
                                                    "conformsTo": {"@id": PROV_JSON},

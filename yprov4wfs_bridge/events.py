@@ -146,16 +146,20 @@ class WorkflowRecorder:
         """The task will never run (an upstream task failed)."""
         self._emit("task_not_run", when, task=self._check(task_id), error=str(reason)[:4000])
 
-    def data_used(self, task_id: str, path: str | os.PathLike, when: float | None = None) -> str:
-        """The task reads ``path``; returns its data id. Hashed in the background, once."""
-        return self._data("data_used", task_id, path, "data", when)
+    def data_used(self, task_id: str, path: str | os.PathLike, when: float | None = None,
+                  size: int | None = None, sha256: str | None = None) -> str:
+        """The task reads ``path``; returns its data id. Hashed in the background, once, unless the manager
+        gives its ``size`` and ``sha256`` (it hashed the file while it was there)."""
+        return self._data("data_used", task_id, path, "data", when, size, sha256)
 
     def data_generated(self, task_id: str, path: str | os.PathLike, role: str = "output",
-                       when: float | None = None) -> str:
-        """The task wrote ``path`` (``role``: output, log, benchmark...); returns its data id."""
-        return self._data("data_generated", task_id, path, role, when)
+                       when: float | None = None, size: int | None = None, sha256: str | None = None) -> str:
+        """The task wrote ``path`` (``role``: output, log, benchmark...); returns its data id. ``size`` and
+        ``sha256`` as for :meth:`data_used`."""
+        return self._data("data_generated", task_id, path, role, when, size, sha256)
 
-    def _data(self, kind: str, task_id: str, path: str | os.PathLike, role: str, when: float | None) -> str:
+    def _data(self, kind: str, task_id: str, path: str | os.PathLike, role: str, when: float | None,
+              size: int | None = None, sha256: str | None = None) -> str:
         self._check(task_id)
         target = Path(os.path.normpath(self.root / Path(path)))
         try:
@@ -164,6 +168,11 @@ class WorkflowRecorder:
             label = target.as_posix()
         data_id = self._data_id(label, str(target))
         self._emit(kind, when, task=task_id, id=data_id, path=str(target), role=role)
+        if sha256 is not None:
+            if not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
+                raise WorkflowError(f"sha256 of {target} must be 64 lower-case hex digits, not {sha256!r}")
+            self._emit("data_hashed", None, id=data_id, size=size, sha256=sha256)
+            return data_id
         rehash = kind == "data_generated"  # a new version of a file a task wrote: hashed again
         with self._lock:
             if self._hashing_open and (data_id not in self._hashing or rehash):

@@ -118,20 +118,22 @@ def build(workflow_dir: str | Path, crate: bool = True, svg: bool = True,
     gaps += attachments.gaps
     workflow = workflow_document(manifest)
     atomic_write_text(workflow_dir / WORKFLOW_PROV, json.dumps(workflow, ensure_ascii=False))
-    # Graphviz lays the picture out in its own process while the bundle and the crate are written.
+    # Graphviz lays the picture out in its own process while the bundle is written.
     picture_done = multi_level_picture(workflow, attachments.documents, expand_metrics).start_writing(
         workflow_dir / GRAPH, svg)
     try:
         bundle = write_bundle(workflow_dir / BUNDLE, workflow, attachments.documents, gaps)
         graph = MultiLevelGraph(build_graph(workflow, attachments.documents))
-        crate_path = None
+        picture, crate_path = picture_done(), None  # the crate holds the diagram Graphviz drew meanwhile
         if crate:
             if not isinstance(metadata, PublicationMetadata):
                 metadata = load_metadata(workflow_dir, file=metadata)
             crate_path = workflow_dir / CRATE
             build_crate(crate_path, workflow_dir, manifest, attachments.documents,
                         {"workflow-level PROV-JSON": workflow_dir / WORKFLOW_PROV,
-                         "multi-level PROV-JSON bundle": bundle}, gaps, crate_options, metadata)
-    finally:
-        picture = picture_done()
+                         "multi-level PROV-JSON bundle": bundle}, gaps, crate_options, metadata,
+                        picture=picture if picture.suffix == ".svg" else None)
+    except BaseException:
+        picture_done()  # Graphviz is not left running
+        raise
     return BuildResult(workflow_dir, bundle, graph, picture, crate_path, attachments, gaps)

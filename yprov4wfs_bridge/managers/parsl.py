@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import socket
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -39,6 +40,12 @@ from ..layout import EVENTS
 PARSL_URL = "https://parsl-project.org"
 # Parsl's States, by name (parsl.dataflow.states.States)
 _FINAL_OK = {"exec_done", "memo_done"}
+
+
+def _definition() -> dict[str, str]:
+    """The Parsl script being run (``python pipeline.py``): the crate's main workflow; none from a REPL."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    return {"definition": str(Path(script).absolute()), "language": "parsl"} if script else {}
 
 
 def _seconds(value: Any) -> float | None:
@@ -227,5 +234,7 @@ def record(directory: str | os.PathLike = "provenance", workflow_id: str | None 
                                 manager=("parsl", str(getattr(parsl, "__version__", "")), PARSL_URL), root=workdir)
     recorder.workflow_started({"parsl_run_id": getattr(dfk, "run_id", None),
                                "parsl_run_dir": getattr(dfk, "run_dir", None), "host": socket.gethostname(),
-                               "executors": sorted(getattr(dfk, "executors", {}) or {})})
+                               "executors": sorted(getattr(dfk, "executors", {}) or {}),
+                               "parsl_version": str(getattr(parsl, "__version__", "")),
+                               **_definition()})
     return ParslRecorder(dfk, recorder, build_options)

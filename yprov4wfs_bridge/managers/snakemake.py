@@ -125,6 +125,9 @@ class SnakemakeRecorder:
         facts["snakefile"] = getattr(record, "snakefile_main", None) or getattr(record, "snakefile", None)
         facts["snakemake_workflow_id"] = str(getattr(record, "workflow_id", "") or "") or None
         facts["configfiles"] = _names(getattr(record, "configfiles", None)) or None
+        if facts["snakefile"]:  # the crate's main workflow (yprov4wfs_bridge.definition)
+            facts.update(definition=str(Path(facts["snakefile"]).absolute()), language="snakemake",
+                         definition_parts=facts["configfiles"])
         self.recorder.workflow_started({k: v for k, v in facts.items() if v}, when=record.created)
 
     def _on_job_info(self, record: logging.LogRecord) -> None:
